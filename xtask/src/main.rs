@@ -1,0 +1,65 @@
+//! `cargo xtask` — project automation.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use emsedit::fixtures::RidgeSystem;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "emsedit project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Regenerate the files in fixtures/ that are made by code (deterministic).
+    Fixtures {
+        /// Only check that the committed files are up to date.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Fixtures { check } => fixtures(check),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn fixtures(check: bool) -> Result<(), String> {
+    let path = root().join(RidgeSystem::PATH);
+    let text = RidgeSystem::standard().to_json();
+    if check {
+        let current =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if current != text {
+            return Err(format!(
+                "{} is stale: run `cargo xtask fixtures`",
+                RidgeSystem::PATH
+            ));
+        }
+        println!("{} is up to date", RidgeSystem::PATH);
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("wrote {}", RidgeSystem::PATH);
+    Ok(())
+}
