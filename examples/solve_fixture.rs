@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use emsedit::fixtures::RidgeSystem;
-use emsedit::{RidgeForm, Tensor, cpu, ridge_solve};
+use emsedit::{Cpu, RidgeForm, Tensor, cpu, ridge_solve};
 
 fn main() -> ExitCode {
     match run() {
@@ -30,7 +30,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(RidgeSystem::default_path);
     let sys = RidgeSystem::load(&path)?;
     let device = cpu();
-    let (k, v) = sys.tensors(&device);
+    let (k, v) = sys.tensors::<Cpu>(&device);
     println!(
         "{}: N = {} keys of width a = {}, values of width b = {}, λ = {}",
         path.display(),
@@ -73,6 +73,6 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn norm(t: Tensor<2>) -> f64 {
-    f64::from(t.powi_scalar(2).sum().into_scalar::<f32>()).sqrt()
+fn norm(t: Tensor<Cpu, 2>) -> f64 {
+    f64::from(t.powi_scalar(2).sum().into_scalar()).sqrt()
 }

@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -131,7 +132,7 @@ impl RidgeSystem {
     }
 
     /// K and V as tensors.
-    pub fn tensors(&self, device: &Device) -> (Tensor<2>, Tensor<2>) {
+    pub fn tensors<B: Backend>(&self, device: &B::Device) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let k = TensorData::new(self.keys.clone(), [self.n, self.a]);
         let v = TensorData::new(self.values.clone(), [self.n, self.b]);
         (Tensor::from_data(k, device), Tensor::from_data(v, device))

@@ -13,11 +13,11 @@
 //! | scenarios | [`eval`] (`emsedit-eval`) | data, scenarios, metrics |
 //!
 //! ```
-//! use emsedit::{cpu, ridge_solve, RidgeForm, Tensor};
+//! use emsedit::{cpu, ridge_solve, Cpu, RidgeForm, Tensor};
 //!
 //! let device = cpu();
-//! let keys = Tensor::<2>::from_floats([[1.0, 2.0], [3.0, 4.0], [5.0, 7.0]], &device);
-//! let values = Tensor::<2>::from_floats([[1.0], [0.0], [1.0]], &device);
+//! let keys = Tensor::<Cpu, 2>::from_floats([[1.0, 2.0], [3.0, 4.0], [5.0, 7.0]], &device);
+//! let values = Tensor::<Cpu, 2>::from_floats([[1.0], [0.0], [1.0]], &device);
 //! let ridge = ridge_solve(&keys, &values, 1.0, RidgeForm::Auto)?;
 //! let grads = ridge.backward(&Tensor::ones([2, 1], &device), false)?;
 //! assert_eq!(grads.values.dims(), [3, 1]);
@@ -34,6 +34,8 @@ pub use emsedit_meta as meta;
 pub use emsedit_tensor as tensor;
 
 pub use emsedit_tensor::{
-    Adam, AdamConfig, Device, DeviceKind, Ridge, RidgeForm, RidgeGrads, RunningNorm, Tensor,
-    TensorError, autodiff, clip_coefficient, cpu, grad_norm, plain, ridge_solve, seed,
+    Adam, AdamConfig, Cpu, CpuTrain, DeviceKind, Ridge, RidgeForm, RidgeGrads, RunningNorm, Tensor,
+    TensorError, clip_coefficient, cpu, grad_norm, ridge_solve, seed,
 };
+#[cfg(feature = "cuda")]
+pub use emsedit_tensor::{Cuda, CudaTrain, cuda};

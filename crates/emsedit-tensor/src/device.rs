@@ -1,25 +1,45 @@
-//! Device choice and seeding.
+//! Backends, devices and seeding.
 //!
-//! burn 0.22 carries the backend in a runtime [`Device`] rather than in a type parameter, so
-//! the "backend aliases" of this layer are device constructors: [`cpu`] (burn's Flex backend,
-//! pure Rust with `gemm` matmuls) and, with the `cuda` feature, [`DeviceKind::Cuda`] (burn's
-//! CubeCL CUDA backend, the `burn-cuda` crate). [`autodiff`] adds gradient tracking; every
-//! pass that is never followed by a backward must run on the plain device (see
-//! `docs/architecture.md`).
+//! burn 0.21 carries the backend in the type: code is generic over `B: Backend`, and this
+//! module names the concrete choices. [`Cpu`] is the default (burn's Flex backend, see
+//! `docs/performance.md` for why not ndarray), [`CpuTrain`] adds autodiff; with the `cuda`
+//! feature, [`Cuda`] / [`CudaTrain`] are burn's CubeCL CUDA backend (the `burn-cuda` crate).
+//! Every pass that is never followed by a backward belongs on the plain backend
+//! (`Tensor::inner`), not the autodiff one.
 
 use std::fmt;
 use std::str::FromStr;
 
+use burn::backend::Autodiff;
 use burn::tensor::Device;
+use burn::tensor::backend::Backend;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::TensorError;
 
-/// Which backend to run on.
+/// The default CPU backend.
+pub type Cpu = burn::backend::Flex;
+/// The default CPU backend with autodiff.
+pub type CpuTrain = Autodiff<Cpu>;
+/// burn's ndarray CPU backend (kept for comparison; see `docs/performance.md`).
+pub type NdArrayCpu = burn::backend::NdArray<f32>;
+/// The CUDA backend.
+#[cfg(feature = "cuda")]
+pub type Cuda = burn::backend::Cuda<f32, i32>;
+/// The CUDA backend with autodiff.
+#[cfg(feature = "cuda")]
+pub type CudaTrain = Autodiff<Cuda>;
+
+/// The default CPU device.
+pub fn cpu() -> Device<Cpu> {
+    Default::default()
+}
+
+/// Which backend to run on, as chosen on a command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceKind {
-    /// burn's Flex CPU backend (multi-threaded with rayon).
+    /// The CPU backend [`Cpu`].
     #[default]
     Cpu,
     /// A CUDA GPU by index (needs the `cuda` feature).
@@ -59,48 +79,29 @@ impl FromStr for DeviceKind {
 }
 
 impl DeviceKind {
-    /// The burn device for this kind, without autodiff.
-    pub fn device(self) -> Result<Device, TensorError> {
+    /// Checks that this build can provide the device.
+    pub fn ensure_available(self) -> Result<Self, TensorError> {
         match self {
-            Self::Cpu => Ok(cpu()),
-            Self::Cuda(index) => cuda(index),
+            Self::Cuda(_) if !cfg!(feature = "cuda") => Err(TensorError::Device {
+                name: self.to_string(),
+                reason: "this build lacks the `cuda` cargo feature".to_string(),
+            }),
+            other => Ok(other),
         }
     }
 }
 
-/// The default CPU device (burn Flex).
-pub fn cpu() -> Device {
-    Device::flex()
-}
-
+/// The CUDA device with this index.
 #[cfg(feature = "cuda")]
-fn cuda(index: usize) -> Result<Device, TensorError> {
-    Ok(Device::cuda(index))
+pub fn cuda(index: usize) -> Device<Cuda> {
+    burn::backend::cuda::CudaDevice::new(index)
 }
 
-#[cfg(not(feature = "cuda"))]
-fn cuda(index: usize) -> Result<Device, TensorError> {
-    Err(TensorError::Device {
-        name: DeviceKind::Cuda(index).to_string(),
-        reason: "this build lacks the `cuda` cargo feature".to_string(),
-    })
-}
-
-/// The same device with gradient tracking.
-pub fn autodiff(device: &Device) -> Device {
-    device.clone().autodiff()
-}
-
-/// The same device without gradient tracking: where every no-grad pass belongs.
-pub fn plain(device: &Device) -> Device {
-    device.clone().inner()
-}
-
-/// Seeds the device's random generator and returns a host generator with the same seed.
+/// Seeds the backend's random generator and returns a host generator with the same seed.
 ///
 /// The host generator (ChaCha8) gives the same stream on every platform and crate version.
-pub fn seed(device: &Device, seed: u64) -> ChaCha8Rng {
-    device.seed(seed);
+pub fn seed<B: Backend>(device: &B::Device, seed: u64) -> ChaCha8Rng {
+    B::seed(device, seed);
     host_rng(seed)
 }
 
@@ -127,8 +128,9 @@ mod tests {
     #[cfg(not(feature = "cuda"))]
     #[test]
     fn cuda_without_feature_is_an_error() {
-        let err = DeviceKind::Cuda(0).device().unwrap_err();
+        let err = DeviceKind::Cuda(0).ensure_available().unwrap_err();
         assert!(err.to_string().contains("cuda"), "{err}");
+        assert_eq!(DeviceKind::Cpu.ensure_available().unwrap(), DeviceKind::Cpu);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //!
 //! The bottom of the emsedit stack. It owns:
 //!
-//! - **devices**: [`DeviceKind`], [`cpu`] (burn's Flex backend, the default) and, with the
-//!   `cuda` feature, burn's CUDA backend; [`autodiff`] / [`plain`] to switch gradient tracking;
+//! - **backends**: [`Cpu`] (burn's Flex backend, the default) and [`CpuTrain`] (with
+//!   autodiff), `Cuda` / `CudaTrain` with the `cuda` feature; [`DeviceKind`] for command lines;
 //!   [`seed`] for reproducible runs;
 //! - **the ridge solve** [`ridge_solve`]: `Δ = (KᵀK + λI)⁻¹KᵀV` in the a×a ([`RidgeForm::Primal`])
 //!   and N×N Woodbury ([`RidgeForm::Dual`]) forms, by Cholesky, with the gradient with respect to
@@ -15,11 +15,11 @@
 //!
 //! ```
 //! use burn::tensor::Tensor;
-//! use emsedit_tensor::{cpu, ridge_solve, RidgeForm};
+//! use emsedit_tensor::{Cpu, cpu, ridge_solve, RidgeForm};
 //!
 //! let device = cpu();
-//! let keys = Tensor::<2>::from_floats([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], &device);
-//! let values = Tensor::<2>::from_floats([[1.0], [2.0], [0.5]], &device);
+//! let keys = Tensor::<Cpu, 2>::from_floats([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], &device);
+//! let values = Tensor::<Cpu, 2>::from_floats([[1.0], [2.0], [0.5]], &device);
 //! let ridge = ridge_solve(&keys, &values, 0.1, RidgeForm::Auto)?;
 //! assert_eq!(ridge.delta().dims(), [2, 1]);
 //! # Ok::<(), emsedit_tensor::TensorError>(())
@@ -36,9 +36,11 @@ mod optim;
 mod ridge;
 
 pub use burn;
-pub use burn::tensor::{Device, Tensor};
+pub use burn::tensor::Tensor;
 pub use cholesky::{Cholesky, MAX_CONDITION};
-pub use device::{DeviceKind, autodiff, cpu, host_rng, plain, seed};
+pub use device::{Cpu, CpuTrain, DeviceKind, NdArrayCpu, cpu, host_rng, seed};
+#[cfg(feature = "cuda")]
+pub use device::{Cuda, CudaTrain, cuda};
 pub use error::TensorError;
 pub use normalizer::{APPLY_EPS, RunningNorm, STD_EPS};
 pub use optim::{Adam, AdamConfig, clip_coefficient, grad_norm};

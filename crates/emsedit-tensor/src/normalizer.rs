@@ -1,6 +1,7 @@
 //! The running mean/std normalizer of the hypernetwork input (spec §3.2).
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
 
 use crate::TensorError;
 
@@ -11,27 +12,27 @@ pub const STD_EPS: f64 = 1e-8;
 
 /// Running column statistics of every row seen so far (Chan et al.'s parallel update).
 ///
-/// State is kept in f32 on the device, as in the reference; the row count is exact.
+/// State is kept in f32 on the backend, as in the reference; the row count is exact. Keep it on
+/// the plain (non-autodiff) backend: its statistics never take a gradient.
 #[derive(Debug, Clone)]
-pub struct RunningNorm {
+pub struct RunningNorm<B: Backend> {
     count: u64,
     /// Column means, 1×D.
-    mean: Tensor<2>,
+    mean: Tensor<B, 2>,
     /// Sum of squared deviations (M2), 1×D.
-    m2: Tensor<2>,
+    m2: Tensor<B, 2>,
     /// Unbiased std used by [`RunningNorm::apply`], 1×D.
-    std: Tensor<2>,
+    std: Tensor<B, 2>,
 }
 
-impl RunningNorm {
+impl<B: Backend> RunningNorm<B> {
     /// A fresh normalizer over `dim` columns: mean 0, std 1, nothing seen.
-    pub fn new(dim: usize, device: &Device) -> Self {
-        let device = device.clone().inner();
+    pub fn new(dim: usize, device: &B::Device) -> Self {
         Self {
             count: 0,
-            mean: Tensor::zeros([1, dim], &device),
-            m2: Tensor::zeros([1, dim], &device),
-            std: Tensor::ones([1, dim], &device),
+            mean: Tensor::zeros([1, dim], device),
+            m2: Tensor::zeros([1, dim], device),
+            std: Tensor::ones([1, dim], device),
         }
     }
 
@@ -46,22 +47,22 @@ impl RunningNorm {
     }
 
     /// Column means (1×D).
-    pub fn mean(&self) -> &Tensor<2> {
+    pub fn mean(&self) -> &Tensor<B, 2> {
         &self.mean
     }
 
     /// Unbiased column std (1×D), `sqrt(M2 / (n − 1 + 1e-8))`.
-    pub fn std(&self) -> &Tensor<2> {
+    pub fn std(&self) -> &Tensor<B, 2> {
         &self.std
     }
 
     /// Biased variance `M2 / max(n, 1)` (1×D): kept for completeness, not used by `apply`.
-    pub fn var(&self) -> Tensor<2> {
+    pub fn var(&self) -> Tensor<B, 2> {
         self.m2.clone().div_scalar(self.count.max(1) as f64)
     }
 
     /// Folds the rows of `x` (m×D, m ≥ 1) into the statistics.
-    pub fn update(&mut self, x: &Tensor<2>) -> Result<(), TensorError> {
+    pub fn update(&mut self, x: &Tensor<B, 2>) -> Result<(), TensorError> {
         let [m, d] = x.dims();
         if m == 0 || d != self.dim() {
             return Err(TensorError::Shape {
@@ -69,7 +70,7 @@ impl RunningNorm {
                 detail: format!("got {m}×{d} rows, need at least one row of {}", self.dim()),
             });
         }
-        let x = x.clone().inner();
+        let x = x.clone();
         let n = self.count as f64;
         let total = n + m as f64;
         let batch_mean = x.clone().mean_dim(0);
@@ -85,7 +86,7 @@ impl RunningNorm {
     }
 
     /// `(x − μ) / (σ + ε)`; gradient flows through `x` only.
-    pub fn apply(&self, x: Tensor<2>) -> Tensor<2> {
+    pub fn apply(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         (x - self.mean.clone()) / self.std.clone().add_scalar(APPLY_EPS)
     }
 }

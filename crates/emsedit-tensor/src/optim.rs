@@ -1,6 +1,7 @@
 //! PyTorch-exact Adam and global-norm gradient clipping (spec §4.1).
 
-use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use burn::tensor::{ElementConversion, Tensor};
 
 use crate::TensorError;
 
@@ -29,23 +30,23 @@ impl Default for AdamConfig {
 }
 
 #[derive(Debug, Clone)]
-struct Moments {
+struct Moments<B: Backend> {
     step: u32,
-    m: Tensor<1>,
-    v: Tensor<1>,
+    m: Tensor<B, 1>,
+    v: Tensor<B, 1>,
 }
 
 /// PyTorch's single-tensor Adam (no weight decay, no AMSGrad, bias correction on).
 ///
 /// Each parameter has a slot with its own step counter, which advances on every call even for
 /// an all-zero gradient, as in PyTorch.
-#[derive(Debug, Clone, Default)]
-pub struct Adam {
+#[derive(Debug, Clone)]
+pub struct Adam<B: Backend> {
     config: AdamConfig,
-    slots: Vec<Option<Moments>>,
+    slots: Vec<Option<Moments<B>>>,
 }
 
-impl Adam {
+impl<B: Backend> Adam<B> {
     /// A fresh optimizer.
     pub fn new(config: AdamConfig) -> Self {
         Self {
@@ -67,13 +68,13 @@ impl Adam {
             .map_or(0, |s| s.step)
     }
 
-    /// One update of the parameter in `slot`; returns the new value (on the plain device).
+    /// One update of the parameter in `slot`; returns the new value.
     pub fn step<const D: usize>(
         &mut self,
         slot: usize,
-        param: Tensor<D>,
-        grad: Tensor<D>,
-    ) -> Result<Tensor<D>, TensorError> {
+        param: Tensor<B, D>,
+        grad: Tensor<B, D>,
+    ) -> Result<Tensor<B, D>, TensorError> {
         let dims = param.dims();
         if grad.dims() != dims {
             return Err(TensorError::Shape {
@@ -83,8 +84,8 @@ impl Adam {
         }
         let c = self.config;
         let numel = dims.iter().product::<usize>();
-        let p = param.inner().reshape([numel]);
-        let g = grad.inner().reshape([numel]);
+        let p = param.reshape([numel]);
+        let g = grad.reshape([numel]);
         if self.slots.len() <= slot {
             self.slots.resize(slot + 1, None);
         }
@@ -127,13 +128,9 @@ impl Adam {
 }
 
 /// The L2 norm of one gradient tensor, as `torch.linalg.vector_norm` (f32).
-pub fn grad_norm<const D: usize>(grad: &Tensor<D>) -> Result<f32, TensorError> {
-    let sq = grad.clone().inner().powi_scalar(2).sum();
-    let s: f32 = sq.try_into_scalar().map_err(|e| TensorError::Read {
-        op: "grad norm",
-        detail: e.to_string(),
-    })?;
-    Ok(s.sqrt())
+pub fn grad_norm<B: Backend, const D: usize>(grad: &Tensor<B, D>) -> f32 {
+    let sq: f32 = grad.clone().powi_scalar(2).sum().into_scalar().elem();
+    sq.sqrt()
 }
 
 /// `torch.nn.utils.clip_grad_norm_` arithmetic: from the per-tensor norms, the total norm

@@ -1,15 +1,16 @@
 //! The ridge least-squares solve `Δ = (KᵀK + λI)⁻¹ KᵀV` and its hand-written backward.
 //!
-//! burn 0.22 has no differentiable linear solve (burn-linalg offers LU/QR without autodiff),
-//! so the gradient is derived by hand (see `docs/numerics.md`). Products run as burn f64
-//! matmuls on the operands' device; the Cholesky factor and the triangular solves run in f64
-//! on the host. Only the returned shift is rounded to f32.
+//! burn 0.21 has no linear solve, let alone a differentiable one, so the gradient is derived
+//! by hand (see `docs/numerics.md`). K and V are read once into host f64; every product is a
+//! `gemm`, the Cholesky factor and the triangular solves are f64, and only the returned
+//! tensors are rounded to f32.
 
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
 
 use crate::TensorError;
 use crate::cholesky::Cholesky;
-use crate::host::{all_finite, dot, from_f64, to_f64};
+use crate::host::{Mat, Op};
 
 const OP: &str = "ridge solve";
 
@@ -37,31 +38,51 @@ impl RidgeForm {
 
 /// Gradients of a scalar loss through [`Ridge`], given `∂𝓛/∂Δ`.
 #[derive(Debug, Clone)]
-pub struct RidgeGrads {
+pub struct RidgeGrads<B: Backend> {
     /// `∂𝓛/∂V = K (KᵀK + λI)⁻¹ Γ` (N×b), the spec's Ψ.
-    pub values: Tensor<2>,
+    pub values: Tensor<B, 2>,
     /// `∂𝓛/∂λ = −⟨(KᵀK + λI)⁻¹Γ, Δ⟩`.
     pub lambda: f64,
     /// `∂𝓛/∂K` (N×a), when asked for.
-    pub keys: Option<Tensor<2>>,
+    pub keys: Option<Tensor<B, 2>>,
 }
 
 /// A solved ridge system: the shift `Δ` plus what the backward needs.
 #[derive(Debug, Clone)]
-pub struct Ridge {
+pub struct Ridge<B: Backend> {
     form: RidgeForm,
     lambda: f64,
     chol: Cholesky,
-    /// K and V in f64.
-    keys: Tensor<2>,
-    values: Tensor<2>,
-    /// Dual: `U = (KKᵀ + λI)⁻¹ V` (N×b). Primal: `Δ` (a×b). f64, host copy alongside.
-    aux: Tensor<2>,
-    aux_host: Vec<f64>,
-    delta: Tensor<2>,
+    keys: Mat,
+    values: Mat,
+    /// Dual: `U = (KKᵀ + λI)⁻¹ V` (N×b). Primal: `Δ` (a×b).
+    aux: Mat,
+    delta: Tensor<B, 2>,
 }
 
-fn check_shapes(keys: &Tensor<2>, values: &Tensor<2>) -> Result<[usize; 3], TensorError> {
+fn read<B: Backend>(t: &Tensor<B, 2>, what: &'static str) -> Result<Mat, TensorError> {
+    let m = Mat::from_tensor(OP, t.clone())?;
+    if !m.is_finite() {
+        return Err(TensorError::NonFinite { op: OP, what });
+    }
+    Ok(m)
+}
+
+fn factor(mut gram: Mat, lambda: f64) -> Result<Cholesky, TensorError> {
+    gram.add_diagonal(lambda);
+    let n = gram.rows;
+    Cholesky::factor(OP, gram.data, n)
+}
+
+/// Solves `Δ = argmin ‖KΔ − V‖² + λ‖Δ‖²` for keys K (N×a) and values V (N×b).
+///
+/// Works on any backend (autodiff included); nothing is tracked.
+pub fn ridge_solve<B: Backend>(
+    keys: &Tensor<B, 2>,
+    values: &Tensor<B, 2>,
+    lambda: f64,
+    form: RidgeForm,
+) -> Result<Ridge<B>, TensorError> {
     let [n, a] = keys.dims();
     let [nv, b] = values.dims();
     if n != nv || n == 0 || a == 0 || b == 0 {
@@ -70,83 +91,47 @@ fn check_shapes(keys: &Tensor<2>, values: &Tensor<2>) -> Result<[usize; 3], Tens
             detail: format!("keys are {n}×{a} and values {nv}×{b}; need the same N ≥ 1 rows"),
         });
     }
-    Ok([n, a, b])
-}
-
-fn gram_plus_ridge(
-    gram: Tensor<2>,
-    order: usize,
-    lambda: f64,
-    what: &'static str,
-) -> Result<Cholesky, TensorError> {
-    let mut host = to_f64(OP, gram)?;
-    if !all_finite(&host) {
-        return Err(TensorError::NonFinite { op: OP, what });
-    }
-    for i in 0..order {
-        host[i * order + i] += lambda;
-    }
-    Cholesky::factor(OP, host, order)
-}
-
-/// Solves `Δ = argmin ‖KΔ − V‖² + λ‖Δ‖²` for keys K (N×a) and values V (N×b).
-///
-/// Inputs may live on an autodiff device; the solve itself is never tracked.
-pub fn ridge_solve(
-    keys: &Tensor<2>,
-    values: &Tensor<2>,
-    lambda: f64,
-    form: RidgeForm,
-) -> Result<Ridge, TensorError> {
-    let [n, a, b] = check_shapes(keys, values)?;
     if !(lambda.is_finite() && lambda >= 0.0) {
         return Err(TensorError::InvalidRidge { op: OP, lambda });
     }
     let form = form.resolve(n, a);
-    let device = keys.device().inner();
-    let k = keys.clone().inner().cast(DType::F64);
-    let v = values.clone().inner().cast(DType::F64);
-    let (chol, aux_host, aux_shape) = match form {
+    let k = read(keys, "keys")?;
+    let v = read(values, "values")?;
+    let (chol, aux, delta) = match form {
         RidgeForm::Dual => {
-            let chol = gram_plus_ridge(k.clone().matmul(k.clone().transpose()), n, lambda, "keys")?;
-            let mut u = to_f64(OP, v.clone())?;
-            chol.solve_in_place(&mut u, b);
-            (chol, u, [n, b])
+            let chol = factor(k.matmul(Op::N, &k, Op::T), lambda)?;
+            let mut u = v.clone();
+            chol.solve_in_place(&mut u.data, b);
+            let delta = k.matmul(Op::T, &u, Op::N);
+            (chol, u, delta)
         }
         _ => {
-            let kt = k.clone().transpose();
-            let chol = gram_plus_ridge(kt.clone().matmul(k.clone()), a, lambda, "keys")?;
-            let mut d = to_f64(OP, kt.matmul(v.clone()))?;
-            chol.solve_in_place(&mut d, b);
-            (chol, d, [a, b])
+            let chol = factor(k.matmul(Op::T, &k, Op::N), lambda)?;
+            let mut d = k.matmul(Op::T, &v, Op::N);
+            chol.solve_in_place(&mut d.data, b);
+            (chol, d.clone(), d)
         }
     };
-    if !all_finite(&aux_host) {
+    if !delta.is_finite() {
         return Err(TensorError::NonFinite {
             op: OP,
-            what: "values",
+            what: "solution",
         });
     }
-    let aux = from_f64(aux_host.clone(), aux_shape, &device);
-    let delta64 = match form {
-        RidgeForm::Dual => k.clone().transpose().matmul(aux.clone()),
-        _ => aux.clone(),
-    };
     Ok(Ridge {
         form,
         lambda,
         chol,
+        delta: delta.to_tensor(&keys.device()),
         keys: k,
         values: v,
         aux,
-        aux_host,
-        delta: delta64.cast(DType::F32),
     })
 }
 
-impl Ridge {
+impl<B: Backend> Ridge<B> {
     /// The shift Δ (a×b, f32).
-    pub fn delta(&self) -> &Tensor<2> {
+    pub fn delta(&self) -> &Tensor<B, 2> {
         &self.delta
     }
 
@@ -160,16 +145,12 @@ impl Ridge {
         self.lambda
     }
 
-    fn device(&self) -> Device {
-        self.keys.device()
-    }
-
     /// Back-propagates `Γ = ∂𝓛/∂Δ` (a×b). `∂𝓛/∂K` is computed only when `with_keys`.
     pub fn backward(
         &self,
-        grad_delta: &Tensor<2>,
+        grad_delta: &Tensor<B, 2>,
         with_keys: bool,
-    ) -> Result<RidgeGrads, TensorError> {
+    ) -> Result<RidgeGrads<B>, TensorError> {
         let [a, b] = self.delta.dims();
         if grad_delta.dims() != [a, b] {
             return Err(TensorError::Shape {
@@ -177,59 +158,46 @@ impl Ridge {
                 detail: format!("∂Δ is {:?}, Δ is {a}×{b}", grad_delta.dims()),
             });
         }
-        let gamma = grad_delta.clone().inner().cast(DType::F64);
+        let gamma = read(grad_delta, "∂Δ")?;
         let k = &self.keys;
-        let n = k.dims()[0];
-        let device = self.device();
-        match self.form {
+        let (psi, lambda, keys) = match self.form {
             RidgeForm::Dual => {
                 // Ψ = M (KΓ) with M = (KKᵀ + λI)⁻¹, U = M V, ∂λ = −⟨Ψ, U⟩,
                 // ∂K = U Γᵀ − (U Ψᵀ + Ψ Uᵀ) K.
-                let mut psi = to_f64(OP, k.clone().matmul(gamma.clone()))?;
-                if !all_finite(&psi) {
-                    return Err(TensorError::NonFinite {
-                        op: OP, what: "∂Δ"
-                    });
-                }
-                self.chol.solve_in_place(&mut psi, b);
-                let lambda = -dot(&psi, &self.aux_host);
-                let psi_t = from_f64(psi, [n, b], &device);
+                let u = &self.aux;
+                let mut psi = k.matmul(Op::N, &gamma, Op::N);
+                self.chol.solve_in_place(&mut psi.data, b);
                 let keys = with_keys.then(|| {
-                    let u = &self.aux;
-                    let sym = u.clone().matmul(psi_t.clone().transpose())
-                        + psi_t.clone().matmul(u.clone().transpose());
-                    (u.clone().matmul(gamma.transpose()) - sym.matmul(k.clone())).cast(DType::F32)
+                    let mut sym = u.matmul(Op::N, &psi, Op::T);
+                    sym.axpy(1.0, &psi.matmul(Op::N, u, Op::T));
+                    let mut gk = u.matmul(Op::N, &gamma, Op::T);
+                    gk.axpy(-1.0, &sym.matmul(Op::N, k, Op::N));
+                    gk
                 });
-                Ok(RidgeGrads {
-                    values: psi_t.cast(DType::F32),
-                    lambda,
-                    keys,
-                })
+                let lambda = -psi.dot(u);
+                (psi, lambda, keys)
             }
             _ => {
                 // Q = S⁻¹Γ, Ψ = KQ, ∂λ = −⟨Q, Δ⟩, ∂K = (V − KΔ) Qᵀ − Ψ Δᵀ.
-                let mut q = to_f64(OP, gamma)?;
-                if !all_finite(&q) {
-                    return Err(TensorError::NonFinite {
-                        op: OP, what: "∂Δ"
-                    });
-                }
-                self.chol.solve_in_place(&mut q, b);
-                let lambda = -dot(&q, &self.aux_host);
-                let q_t = from_f64(q, [a, b], &device);
-                let psi = k.clone().matmul(q_t.clone());
+                let delta = &self.aux;
+                let mut q = gamma;
+                self.chol.solve_in_place(&mut q.data, b);
+                let psi = k.matmul(Op::N, &q, Op::N);
                 let keys = with_keys.then(|| {
-                    let delta = &self.aux;
-                    let resid = self.values.clone() - k.clone().matmul(delta.clone());
-                    (resid.matmul(q_t.transpose()) - psi.clone().matmul(delta.clone().transpose()))
-                        .cast(DType::F32)
+                    let mut resid = self.values.clone();
+                    resid.axpy(-1.0, &k.matmul(Op::N, delta, Op::N));
+                    let mut gk = resid.matmul(Op::N, &q, Op::T);
+                    gk.axpy(-1.0, &psi.matmul(Op::N, delta, Op::T));
+                    gk
                 });
-                Ok(RidgeGrads {
-                    values: psi.cast(DType::F32),
-                    lambda,
-                    keys,
-                })
+                (psi, -q.dot(delta), keys)
             }
-        }
+        };
+        let device = self.delta.device();
+        Ok(RidgeGrads {
+            values: psi.to_tensor(&device),
+            lambda,
+            keys: keys.map(|g| g.to_tensor(&device)),
+        })
     }
 }

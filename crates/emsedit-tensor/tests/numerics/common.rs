@@ -1,7 +1,10 @@
 //! Test helpers: random matrices and an independent f64 ridge reference.
 
 use burn::tensor::{Tensor, TensorData};
-use emsedit_tensor::{Device, host_rng};
+use emsedit_tensor::{Cpu, host_rng};
+
+pub type B = Cpu;
+pub type Device = burn::tensor::Device<B>;
 use rand::Rng;
 
 /// A row-major f64 matrix with entries uniform in [-1, 1), rounded to f32.
@@ -12,13 +15,17 @@ pub fn random(rows: usize, cols: usize, seed: u64) -> Vec<f64> {
         .collect()
 }
 
-pub fn tensor(data: &[f64], rows: usize, cols: usize, device: &Device) -> Tensor<2> {
+pub fn tensor(data: &[f64], rows: usize, cols: usize, device: &Device) -> Tensor<B, 2> {
     let v: Vec<f32> = data.iter().map(|&x| x as f32).collect();
     Tensor::from_data(TensorData::new(v, [rows, cols]), device)
 }
 
-pub fn host(t: &Tensor<2>) -> Vec<f64> {
-    t.clone().try_into_vec_as::<f64>().unwrap()
+pub fn host(t: &Tensor<B, 2>) -> Vec<f64> {
+    t.clone()
+        .into_data()
+        .convert::<f64>()
+        .into_vec::<f64>()
+        .unwrap()
 }
 
 /// ‖x − y‖ / ‖y‖ (or ‖x‖ when y is 0).

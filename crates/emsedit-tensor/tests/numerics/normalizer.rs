@@ -1,6 +1,6 @@
 //! The running normalizer equals the statistics of every row seen (spec §3.2).
 
-use crate::common::{host, tensor};
+use crate::common::{B, host, tensor};
 use emsedit_tensor::{APPLY_EPS, RunningNorm, STD_EPS, cpu};
 use proptest::prelude::*;
 
@@ -18,7 +18,7 @@ proptest! {
     #[test]
     fn equals_mean_and_unbiased_std_of_all_rows((d, batches) in batches(), offset in -50.0f64..50.0) {
         let device = cpu();
-        let mut norm = RunningNorm::new(d, &device);
+        let mut norm = RunningNorm::<B>::new(d, &device);
         let mut seen: Vec<Vec<f64>> = Vec::new();
         for batch in &batches {
             let rows: Vec<Vec<f64>> = batch.iter()
@@ -48,7 +48,7 @@ proptest! {
 #[test]
 fn first_update_sets_batch_statistics_and_apply_normalizes() {
     let device = cpu();
-    let mut norm = RunningNorm::new(2, &device);
+    let mut norm = RunningNorm::<B>::new(2, &device);
     assert_eq!(host(norm.std()), vec![1.0, 1.0]);
     norm.update(&tensor(&[1.0, 10.0, 3.0, 14.0], 2, 2, &device))
         .unwrap();
@@ -71,7 +71,7 @@ fn first_update_sets_batch_statistics_and_apply_normalizes() {
 #[test]
 fn wrong_width_or_empty_batch_is_an_error() {
     let device = cpu();
-    let mut norm = RunningNorm::new(3, &device);
+    let mut norm = RunningNorm::<B>::new(3, &device);
     assert!(norm.update(&tensor(&[1.0, 2.0], 1, 2, &device)).is_err());
     assert!(norm.update(&tensor(&[], 0, 3, &device)).is_err());
     assert_eq!(norm.count(), 0);
