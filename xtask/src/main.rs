@@ -21,6 +21,9 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Regenerate the LLM conformance goldens in fixtures/llm/ with transformers + PyTorch
+    /// (makes a venv under .venv/goldens; downloads torch the first time).
+    Goldens,
 }
 
 fn root() -> PathBuf {
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Fixtures { check } => fixtures(check),
+        Command::Goldens => goldens(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -61,5 +65,18 @@ fn fixtures(check: bool) -> Result<(), String> {
     }
     std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     println!("wrote {}", RidgeSystem::PATH);
+    Ok(())
+}
+
+fn goldens() -> Result<(), String> {
+    let script = root().join("scripts/goldens/run.sh");
+    let status = std::process::Command::new("bash")
+        .arg(&script)
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("{}: {e}", script.display()))?;
+    if !status.success() {
+        return Err(format!("{} failed ({status})", script.display()));
+    }
     Ok(())
 }

@@ -1,16 +1,35 @@
 //! # emsedit-llm — causal language models and edit hooks
 //!
-//! The model layer of emsedit, above `emsedit-tensor`. It will own:
+//! The model layer of emsedit, above `emsedit-tensor`. It owns:
 //!
-//! - the architectures people edit — GPT-2, GPT-J, LLaMA-3 and Gemma-2 — written on burn and
-//!   loaded from Hugging Face model directories (`config.json`, safetensors, `tokenizer.json`);
-//! - the **edit hooks** every editor uses (spec §2): edited modules named by their HF names, the
-//!   keys and output gradients at answer positions, the weight gradient Γ in the a×b
-//!   orientation, and exact apply/revert of a shift ΔW;
-//! - teacher-forced loss, per-position argmax and logits, greedy generation.
+//! - the architectures people edit, written on burn and loaded from Hugging Face model
+//!   directories (`config.json`, `model.safetensors` or a sharded index, bf16/f16 converted to
+//!   f32): GPT-2 and LLaMA (3.x, with `llama3` rope scaling) so far; GPT-J and Gemma-2 follow;
+//! - the **edit hooks** every editor uses (spec §2): modules named by their HF names
+//!   ([`CausalLm::module`]), the keys and output gradients at labelled positions and the weight
+//!   gradient Γ in the a×b orientation ([`CausalLm::edit_gradients`]), exact apply/revert of a
+//!   shift ([`CausalLm::apply_shift`], [`CausalLm::set_weight`]);
+//! - teacher-forced loss and logits.
 //!
 //! It knows nothing of hypernetworks, data sets or metrics.
 
 #![warn(missing_docs)]
 
+mod batch;
+pub mod config;
+mod error;
+pub mod gpt2;
+pub mod layers;
+pub mod llama;
+mod lm;
+mod taps;
+mod tokenizer;
+pub mod weights;
+
+pub use batch::{Batch, IGNORE};
+pub use config::ModelConfig;
 pub use emsedit_tensor as tensor;
+pub use error::LlmError;
+pub use lm::{CausalLm, EditGrads, cross_entropy};
+pub use taps::{ModuleId, Taps};
+pub use tokenizer::LmTokenizer;

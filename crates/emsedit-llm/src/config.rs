@@ -1,0 +1,295 @@
+//! `config.json` as Hugging Face writes it, one serde struct per architecture.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::LlmError;
+
+/// The architectures this crate implements, by HF `model_type`.
+pub const SUPPORTED: &str = "gpt2, llama";
+
+/// A parsed `config.json`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelConfig {
+    /// `model_type: "gpt2"`.
+    Gpt2(Gpt2Config),
+    /// `model_type: "llama"`.
+    Llama(LlamaConfig),
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// GPT-2's config (the fields the forward pass reads).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Gpt2Config {
+    /// Vocabulary size V.
+    pub vocab_size: usize,
+    /// Context length.
+    pub n_positions: usize,
+    /// Hidden size d.
+    pub n_embd: usize,
+    /// Number of blocks.
+    pub n_layer: usize,
+    /// Attention heads.
+    pub n_head: usize,
+    /// MLP width (4d when null).
+    #[serde(default)]
+    pub n_inner: Option<usize>,
+    /// MLP activation.
+    #[serde(default = "Gpt2Config::default_activation")]
+    pub activation_function: String,
+    /// LayerNorm epsilon.
+    #[serde(default = "Gpt2Config::default_eps")]
+    pub layer_norm_epsilon: f64,
+    /// Scale attention scores by 1/√head_dim.
+    #[serde(default = "default_true")]
+    pub scale_attn_weights: bool,
+    /// Also scale by 1/(layer+1).
+    #[serde(default)]
+    pub scale_attn_by_inverse_layer_idx: bool,
+    /// The LM head shares the token embedding.
+    #[serde(default = "default_true")]
+    pub tie_word_embeddings: bool,
+}
+
+/// Rotary scaling parameters, from transformers 5's `rope_parameters` or the older
+/// `rope_theta` + `rope_scaling` pair.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+pub struct RopeParameters {
+    /// Base θ.
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+    /// `default` or `llama3` (older files say `type`).
+    #[serde(default, alias = "type")]
+    pub rope_type: Option<String>,
+    /// llama3: scaling factor.
+    #[serde(default)]
+    pub factor: Option<f64>,
+    /// llama3: low-frequency factor.
+    #[serde(default)]
+    pub low_freq_factor: Option<f64>,
+    /// llama3: high-frequency factor.
+    #[serde(default)]
+    pub high_freq_factor: Option<f64>,
+    /// llama3: the pre-training context length.
+    #[serde(default)]
+    pub original_max_position_embeddings: Option<f64>,
+}
+
+/// LLaMA's config (LLaMA-2/3, SmolLM2 and other `LlamaForCausalLM` checkpoints).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct LlamaConfig {
+    /// Vocabulary size V.
+    pub vocab_size: usize,
+    /// Hidden size d.
+    pub hidden_size: usize,
+    /// MLP width.
+    pub intermediate_size: usize,
+    /// Number of blocks.
+    pub num_hidden_layers: usize,
+    /// Query heads.
+    pub num_attention_heads: usize,
+    /// Key/value heads (grouped-query attention); equal to the query heads when absent.
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    /// Head width; d / heads when absent.
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    /// Context length.
+    pub max_position_embeddings: usize,
+    /// RMSNorm epsilon.
+    #[serde(default = "LlamaConfig::default_eps")]
+    pub rms_norm_eps: f64,
+    /// MLP activation (only `silu`).
+    #[serde(default = "LlamaConfig::default_act")]
+    pub hidden_act: String,
+    /// Biases on q/k/v/o.
+    #[serde(default)]
+    pub attention_bias: bool,
+    /// Biases on the MLP.
+    #[serde(default)]
+    pub mlp_bias: bool,
+    /// The LM head shares the token embedding.
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    /// transformers ≥ 5.
+    #[serde(default)]
+    pub rope_parameters: Option<RopeParameters>,
+    /// transformers < 5.
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+    /// transformers < 5.
+    #[serde(default)]
+    pub rope_scaling: Option<RopeParameters>,
+}
+
+impl LlamaConfig {
+    fn default_eps() -> f64 {
+        1e-6
+    }
+    fn default_act() -> String {
+        "silu".into()
+    }
+    /// Key/value heads.
+    pub fn kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+    /// Head width.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+    /// The rotary parameters, whichever way the file spells them.
+    pub fn rope(&self) -> RopeParameters {
+        let mut rope = self
+            .rope_parameters
+            .clone()
+            .or_else(|| self.rope_scaling.clone())
+            .unwrap_or_default();
+        rope.rope_theta = rope.rope_theta.or(self.rope_theta);
+        rope
+    }
+}
+
+impl Gpt2Config {
+    fn default_activation() -> String {
+        "gelu_new".into()
+    }
+    fn default_eps() -> f64 {
+        1e-5
+    }
+    /// MLP width.
+    pub fn inner(&self) -> usize {
+        self.n_inner.unwrap_or(4 * self.n_embd)
+    }
+}
+
+fn field_error(path: &Path, field: &str, detail: impl Into<String>) -> LlmError {
+    LlmError::Config {
+        path: path.to_path_buf(),
+        field: field.to_string(),
+        detail: detail.into(),
+    }
+}
+
+fn parse<T: DeserializeOwned>(path: &Path, json: serde_json::Value) -> Result<T, LlmError> {
+    serde_json::from_value(json).map_err(|e| {
+        let msg = e.to_string();
+        // serde names the field in backticks: surface it as the field.
+        let field = msg.split('`').nth(1).unwrap_or("(root)").to_string();
+        field_error(path, &field, msg)
+    })
+}
+
+impl ModelConfig {
+    /// Reads and checks `config.json`.
+    pub fn load(path: &Path) -> Result<Self, LlmError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LlmError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| field_error(path, "(root)", e.to_string()))?;
+        let model_type = json
+            .get("model_type")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| field_error(path, "model_type", "missing or not a string"))?
+            .to_string();
+        let config = match model_type.as_str() {
+            "gpt2" => Self::Gpt2(parse(path, json)?),
+            "llama" => Self::Llama(parse(path, json)?),
+            _ => {
+                return Err(LlmError::UnknownModelType {
+                    path: path.to_path_buf(),
+                    model_type,
+                    supported: SUPPORTED,
+                });
+            }
+        };
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), LlmError> {
+        match self {
+            Self::Gpt2(c) => {
+                if c.n_head == 0 || c.n_embd % c.n_head != 0 {
+                    return Err(field_error(
+                        path,
+                        "n_head",
+                        format!("{} heads do not divide n_embd = {}", c.n_head, c.n_embd),
+                    ));
+                }
+                if c.activation_function != "gelu_new" {
+                    return Err(field_error(
+                        path,
+                        "activation_function",
+                        format!(
+                            "`{}` is not supported (only gelu_new)",
+                            c.activation_function
+                        ),
+                    ));
+                }
+                if c.scale_attn_by_inverse_layer_idx {
+                    return Err(field_error(
+                        path,
+                        "scale_attn_by_inverse_layer_idx",
+                        "not supported",
+                    ));
+                }
+            }
+            Self::Llama(c) => {
+                let (h, kv) = (c.num_attention_heads, c.kv_heads());
+                if h == 0 || kv == 0 || h % kv != 0 {
+                    return Err(field_error(
+                        path,
+                        "num_key_value_heads",
+                        format!("{kv} key/value heads must divide {h} query heads"),
+                    ));
+                }
+                if c.hidden_act != "silu" {
+                    return Err(field_error(
+                        path,
+                        "hidden_act",
+                        format!("`{}` is not supported (only silu)", c.hidden_act),
+                    ));
+                }
+                let rope = c.rope();
+                match rope.rope_type.as_deref() {
+                    None | Some("default") => {}
+                    Some("llama3") => {
+                        for (field, v) in [
+                            ("factor", rope.factor),
+                            ("low_freq_factor", rope.low_freq_factor),
+                            ("high_freq_factor", rope.high_freq_factor),
+                            (
+                                "original_max_position_embeddings",
+                                rope.original_max_position_embeddings,
+                            ),
+                        ] {
+                            if v.is_none() {
+                                return Err(field_error(
+                                    path,
+                                    &format!("rope_parameters.{field}"),
+                                    "required by llama3 scaling",
+                                ));
+                            }
+                        }
+                    }
+                    Some(other) => {
+                        return Err(field_error(
+                            path,
+                            "rope_parameters.rope_type",
+                            format!("`{other}` is not supported"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,189 @@
+//! GPT-2 (`model_type: "gpt2"`), with HF's Conv1D weights used as stored (a×b).
+
+use burn::backend::Autodiff;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Int, Tensor};
+
+use crate::LlmError;
+use crate::config::Gpt2Config;
+use crate::layers::{
+    Affine, LayerNorm, attend, attention_mask, frozen, gelu_new, merge_heads, split_heads,
+};
+use crate::taps::{ModuleId, Taps};
+use crate::weights::Weights;
+
+/// The linear modules of one block, in slot order, by their HF names under `transformer.h.{i}.`.
+pub const SLOTS: [&str; 4] = ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"];
+
+#[derive(Debug, Clone)]
+struct Block<B: Backend> {
+    ln_1: LayerNorm<B>,
+    ln_2: LayerNorm<B>,
+    /// c_attn, attn.c_proj, c_fc, mlp.c_proj.
+    linears: [Affine<B>; 4],
+}
+
+/// A GPT-2 model.
+#[derive(Debug, Clone)]
+pub struct Gpt2<B: Backend> {
+    config: Gpt2Config,
+    wte: Tensor<B, 2>,
+    wpe: Tensor<B, 2>,
+    blocks: Vec<Block<B>>,
+    ln_f: LayerNorm<B>,
+}
+
+fn layer_norm<B: Backend>(
+    w: &mut Weights,
+    prefix: &str,
+    d: usize,
+    eps: f64,
+    device: &B::Device,
+) -> Result<LayerNorm<B>, LlmError> {
+    Ok(LayerNorm {
+        weight: w.take(&format!("{prefix}.weight"), [d], device)?,
+        bias: w.take(&format!("{prefix}.bias"), [d], device)?,
+        eps,
+    })
+}
+
+fn conv1d<B: Backend>(
+    w: &mut Weights,
+    prefix: &str,
+    a: usize,
+    b: usize,
+    device: &B::Device,
+) -> Result<Affine<B>, LlmError> {
+    Ok(Affine {
+        weight: w.take(&format!("{prefix}.weight"), [a, b], device)?,
+        bias: Some(w.take(&format!("{prefix}.bias"), [b], device)?),
+    })
+}
+
+impl<B: Backend> Gpt2<B> {
+    /// Builds the model from a checkpoint, taking every tensor it needs.
+    pub fn load(
+        config: &Gpt2Config,
+        w: &mut Weights,
+        device: &B::Device,
+    ) -> Result<Self, LlmError> {
+        let (d, inner, eps) = (config.n_embd, config.inner(), config.layer_norm_epsilon);
+        let blocks = (0..config.n_layer)
+            .map(|i| {
+                let p = format!("transformer.h.{i}");
+                Ok(Block {
+                    ln_1: layer_norm(w, &format!("{p}.ln_1"), d, eps, device)?,
+                    ln_2: layer_norm(w, &format!("{p}.ln_2"), d, eps, device)?,
+                    linears: [
+                        conv1d(w, &format!("{p}.attn.c_attn"), d, 3 * d, device)?,
+                        conv1d(w, &format!("{p}.attn.c_proj"), d, d, device)?,
+                        conv1d(w, &format!("{p}.mlp.c_fc"), d, inner, device)?,
+                        conv1d(w, &format!("{p}.mlp.c_proj"), inner, d, device)?,
+                    ],
+                })
+            })
+            .collect::<Result<_, LlmError>>()?;
+        let wte = w.take("transformer.wte.weight", [config.vocab_size, d], device)?;
+        if !config.tie_word_embeddings {
+            // GPT-2 always ties; an untied head would be ignored by HF's GPT2LMHeadModel too.
+            let _ = w.take::<B, 2>("lm_head.weight", [config.vocab_size, d], device);
+        }
+        Ok(Self {
+            config: config.clone(),
+            wpe: w.take("transformer.wpe.weight", [config.n_positions, d], device)?,
+            ln_f: layer_norm(w, "transformer.ln_f", d, eps, device)?,
+            wte,
+            blocks,
+        })
+    }
+
+    /// The config.
+    pub fn config(&self) -> &Gpt2Config {
+        &self.config
+    }
+
+    /// The linear module `id`.
+    pub fn linear(&self, id: ModuleId) -> &Affine<B> {
+        &self.blocks[id.layer].linears[id.slot]
+    }
+
+    /// The linear module `id`, mutably.
+    pub fn linear_mut(&mut self, id: ModuleId) -> &mut Affine<B> {
+        &mut self.blocks[id.layer].linears[id.slot]
+    }
+
+    /// Logits (batch × time × V) for token ids with a validity mask (right padding).
+    pub fn forward(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        valid: Tensor<B, 2, Bool>,
+        taps: &mut Taps<B>,
+    ) -> Tensor<B, 3> {
+        let [batch, time] = ids.dims();
+        let d = self.config.n_embd;
+        let heads = self.config.n_head;
+        let tokens = self
+            .wte
+            .clone()
+            .select(0, ids.reshape([batch * time]))
+            .reshape([batch, time, d]);
+        let positions = self.wpe.clone().narrow(0, 0, time).unsqueeze::<3>();
+        let mut h = tokens + positions;
+        let mask = attention_mask(&valid);
+        let scale = if self.config.scale_attn_weights {
+            1.0 / ((d / heads) as f64).sqrt()
+        } else {
+            1.0
+        };
+        for (layer, block) in self.blocks.iter().enumerate() {
+            let id = |slot| ModuleId { layer, slot };
+            let qkv = taps.run(id(0), &block.linears[0], block.ln_1.forward(h.clone()));
+            let mut parts = qkv.split(d, 2).into_iter().map(|t| split_heads(t, heads));
+            let (q, k, v) = (
+                parts.next().unwrap(),
+                parts.next().unwrap(),
+                parts.next().unwrap(),
+            );
+            let attn = merge_heads(attend(q, k, v, scale, &mask));
+            h = h + taps.run(id(1), &block.linears[1], attn);
+            let fc = taps.run(id(2), &block.linears[2], block.ln_2.forward(h.clone()));
+            h = h + taps.run(id(3), &block.linears[3], gelu_new(fc));
+        }
+        let h = self.ln_f.forward(h);
+        h.matmul(self.wte.clone().transpose().unsqueeze::<3>())
+    }
+
+    /// A copy on the autodiff backend in which only the weights of `edited` track gradients.
+    pub fn to_autodiff(&self, edited: &[ModuleId]) -> Gpt2<Autodiff<B>> {
+        let ln = |n: &LayerNorm<B>| LayerNorm {
+            weight: frozen(&n.weight),
+            bias: frozen(&n.bias),
+            eps: n.eps,
+        };
+        let blocks = self
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(layer, b)| Block {
+                ln_1: ln(&b.ln_1),
+                ln_2: ln(&b.ln_2),
+                linears: std::array::from_fn(|slot| {
+                    let lin = &b.linears[slot];
+                    let weight = frozen(&lin.weight);
+                    let track = edited.contains(&ModuleId { layer, slot });
+                    Affine {
+                        weight: if track { weight.require_grad() } else { weight },
+                        bias: lin.bias.as_ref().map(frozen),
+                    }
+                }),
+            })
+            .collect();
+        Gpt2 {
+            config: self.config.clone(),
+            wte: frozen(&self.wte),
+            wpe: frozen(&self.wpe),
+            blocks,
+            ln_f: ln(&self.ln_f),
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Building blocks shared by the architectures.
+
+use burn::backend::Autodiff;
+use burn::tensor::activation::softmax;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Tensor};
+
+/// `y = x W + bias` with `W` stored a×b (fan-in × fan-out), the editors' orientation.
+#[derive(Debug, Clone)]
+pub struct Affine<B: Backend> {
+    /// a×b weight.
+    pub weight: Tensor<B, 2>,
+    /// Optional b bias.
+    pub bias: Option<Tensor<B, 1>>,
+}
+
+impl<B: Backend> Affine<B> {
+    /// Applies the map to the last axis of `x` (batch × time × a).
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let y = x.matmul(self.weight.clone().unsqueeze::<3>());
+        match &self.bias {
+            Some(b) => y + b.clone().unsqueeze::<3>(),
+            None => y,
+        }
+    }
+
+    /// (a, b).
+    pub fn shape(&self) -> [usize; 2] {
+        self.weight.dims()
+    }
+}
+
+/// LayerNorm over the last axis.
+#[derive(Debug, Clone)]
+pub struct LayerNorm<B: Backend> {
+    /// Scale.
+    pub weight: Tensor<B, 1>,
+    /// Shift.
+    pub bias: Tensor<B, 1>,
+    /// Epsilon.
+    pub eps: f64,
+}
+
+impl<B: Backend> LayerNorm<B> {
+    /// `(x − mean)/sqrt(var + eps) · w + b`.
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let mean = x.clone().mean_dim(2);
+        let centered = x - mean;
+        let var = centered.clone().powi_scalar(2).mean_dim(2);
+        centered / var.add_scalar(self.eps).sqrt() * self.weight.clone().unsqueeze::<3>()
+            + self.bias.clone().unsqueeze::<3>()
+    }
+}
+
+/// GPT-2's `gelu_new`: `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
+pub fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let c = (2.0f64 / std::f64::consts::PI).sqrt();
+    let inner = (x.clone() + x.clone().powi_scalar(3).mul_scalar(0.044715)).mul_scalar(c);
+    x.clone().mul_scalar(0.5) * (inner.tanh().add_scalar(1.0))
+}
+
+/// The mask of key positions a query may not see: the future, and right-padding.
+///
+/// `valid` is batch × time (true on real tokens); the result is batch × 1 × time × time.
+pub fn attention_mask<B: Backend>(valid: &Tensor<B, 2, Bool>) -> Tensor<B, 4, Bool> {
+    let [batch, time] = valid.dims();
+    // burn's `tril_mask` is true strictly above the diagonal: the future.
+    let future = Tensor::<B, 2, Bool>::tril_mask([time, time], 0, &valid.device());
+    let pad_keys = valid.clone().bool_not().reshape([batch, 1, 1, time]);
+    let future = future
+        .reshape([1, 1, time, time])
+        .expand([batch, 1, time, time]);
+    let pad_keys = pad_keys.expand([batch, 1, time, time]);
+    future.int().add(pad_keys.int()).greater_elem(0)
+}
+
+/// Scaled dot-product attention over heads: q, k, v are batch × heads × time × head_dim.
+pub fn attend<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    scale: f64,
+    mask: &Tensor<B, 4, Bool>,
+) -> Tensor<B, 4> {
+    let [batch, heads, time, _] = q.dims();
+    let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+    let scores = scores.mask_fill(mask.clone().expand([batch, heads, time, time]), f32::MIN);
+    softmax(scores, 3).matmul(v)
+}
+
+/// Splits batch × time × (heads·hd) into batch × heads × time × hd.
+pub fn split_heads<B: Backend>(x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
+    let [batch, time, width] = x.dims();
+    x.reshape([batch, time, heads, width / heads])
+        .swap_dims(1, 2)
+}
+
+/// Inverse of [`split_heads`].
+pub fn merge_heads<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
+    let [batch, heads, time, hd] = x.dims();
+    x.swap_dims(1, 2).reshape([batch, time, heads * hd])
+}
+
+/// A frozen copy of a plain tensor on the autodiff backend (no gradient tracked).
+pub fn frozen<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Tensor<Autodiff<B>, D> {
+    Tensor::from_inner(t.clone())
+}
+
+/// RMSNorm over the last axis: `x / sqrt(mean(x²) + eps) · (offset + w)`.
+///
+/// `offset` is 0 for LLaMA and 1 for Gemma (which stores `w − 1`).
+#[derive(Debug, Clone)]
+pub struct RmsNorm<B: Backend> {
+    /// Scale as stored.
+    pub weight: Tensor<B, 1>,
+    /// Epsilon.
+    pub eps: f64,
+    /// Added to the stored scale.
+    pub offset: f64,
+}
+
+impl<B: Backend> RmsNorm<B> {
+    /// Normalizes the last axis.
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let ms = x.clone().powi_scalar(2).mean_dim(D - 1);
+        x / ms.add_scalar(self.eps).sqrt()
+            * self.weight.clone().add_scalar(self.offset).unsqueeze::<D>()
+    }
+}
+
+/// Rotary position embedding in the rotate-half layout (LLaMA, Gemma): pairs (i, i + d/2).
+#[derive(Debug, Clone)]
+pub struct Rope<B: Backend> {
+    /// cos, positions × head_dim.
+    cos: Tensor<B, 2>,
+    /// sin, positions × head_dim.
+    sin: Tensor<B, 2>,
+}
+
+impl<B: Backend> Rope<B> {
+    /// Tables for `positions` positions from the inverse frequencies (head_dim / 2 of them).
+    pub fn new(inv_freq: &[f64], positions: usize, device: &B::Device) -> Self {
+        let half = inv_freq.len();
+        let mut cos = Vec::with_capacity(positions * 2 * half);
+        let mut sin = Vec::with_capacity(positions * 2 * half);
+        for p in 0..positions {
+            for _ in 0..2 {
+                for f in inv_freq {
+                    // The reference forms the angle in f32.
+                    let angle = (p as f32 * *f as f32) as f64;
+                    cos.push(angle.cos() as f32);
+                    sin.push(angle.sin() as f32);
+                }
+            }
+        }
+        let table = |v: Vec<f32>| {
+            Tensor::from_data(
+                burn::tensor::TensorData::new(v, [positions, 2 * half]),
+                device,
+            )
+        };
+        Self {
+            cos: table(cos),
+            sin: table(sin),
+        }
+    }
+
+    /// Rotates x (batch × heads × time × head_dim).
+    pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [_, _, time, hd] = x.dims();
+        let cos = self.cos.clone().narrow(0, 0, time).unsqueeze::<4>();
+        let sin = self.sin.clone().narrow(0, 0, time).unsqueeze::<4>();
+        let first = x.clone().narrow(3, 0, hd / 2);
+        let second = x.clone().narrow(3, hd / 2, hd / 2);
+        let rotated = Tensor::cat(vec![second.neg(), first], 3);
+        x * cos + rotated * sin
+    }
+
+    /// The tables moved to another backend (same values).
+    pub fn map<B2: Backend>(&self, f: impl Fn(&Tensor<B, 2>) -> Tensor<B2, 2>) -> Rope<B2> {
+        Rope {
+            cos: f(&self.cos),
+            sin: f(&self.sin),
+        }
+    }
+}
+
+/// Repeats each of the kv heads `times` times (grouped-query attention).
+pub fn repeat_kv<B: Backend>(x: Tensor<B, 4>, times: usize) -> Tensor<B, 4> {
+    if times == 1 {
+        return x;
+    }
+    let [batch, kv, time, hd] = x.dims();
+    x.unsqueeze_dim::<5>(2)
+        .expand([batch, kv, times, time, hd])
+        .reshape([batch, kv * times, time, hd])
+}

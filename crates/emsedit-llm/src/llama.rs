@@ -1,0 +1,257 @@
+//! LLaMA (`model_type: "llama"`): RMSNorm, grouped-query attention, rotary embeddings with
+//! the optional `llama3` frequency scaling, SwiGLU.
+
+use burn::backend::Autodiff;
+use burn::tensor::activation::silu;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Int, Tensor};
+
+use crate::LlmError;
+use crate::config::{LlamaConfig, RopeParameters};
+use crate::layers::{
+    Affine, RmsNorm, Rope, attend, attention_mask, frozen, merge_heads, repeat_kv, split_heads,
+};
+use crate::taps::{ModuleId, Taps};
+use crate::weights::Weights;
+
+/// The linear modules of one block, in slot order, by their HF names under `model.layers.{i}.`.
+pub const SLOTS: [&str; 7] = [
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "self_attn.o_proj",
+    "mlp.gate_proj",
+    "mlp.up_proj",
+    "mlp.down_proj",
+];
+
+#[derive(Debug, Clone)]
+struct Block<B: Backend> {
+    input_norm: RmsNorm<B>,
+    post_norm: RmsNorm<B>,
+    linears: [Affine<B>; 7],
+}
+
+/// A LLaMA model.
+#[derive(Debug, Clone)]
+pub struct Llama<B: Backend> {
+    config: LlamaConfig,
+    embed: Tensor<B, 2>,
+    blocks: Vec<Block<B>>,
+    norm: RmsNorm<B>,
+    /// V×d, as stored (tied: the embedding).
+    lm_head: Tensor<B, 2>,
+    rope: Rope<B>,
+}
+
+/// Inverse rotary frequencies, with the `llama3` scaling when configured.
+pub fn inv_freq(rope: &RopeParameters, head_dim: usize) -> Vec<f64> {
+    let theta = rope.rope_theta.unwrap_or(10_000.0);
+    let base: Vec<f64> = (0..head_dim / 2)
+        .map(|i| {
+            let exponent = ((2 * i) as f32 / head_dim as f32) as f64;
+            (1.0 / theta.powf(exponent)) as f32 as f64
+        })
+        .collect();
+    if rope.rope_type.as_deref() != Some("llama3") {
+        return base;
+    }
+    let factor = rope.factor.unwrap_or(1.0);
+    let low = rope.low_freq_factor.unwrap_or(1.0);
+    let high = rope.high_freq_factor.unwrap_or(1.0);
+    let old = rope.original_max_position_embeddings.unwrap_or(1.0);
+    let (low_wavelen, high_wavelen) = (old / low, old / high);
+    base.into_iter()
+        .map(|f| {
+            let wavelen = 2.0 * std::f64::consts::PI / f;
+            if wavelen < high_wavelen {
+                f
+            } else if wavelen > low_wavelen {
+                f / factor
+            } else {
+                let smooth = (old / wavelen - low) / (high - low);
+                (1.0 - smooth) * f / factor + smooth * f
+            }
+        })
+        .collect()
+}
+
+fn rms<B: Backend>(
+    w: &mut Weights,
+    name: &str,
+    d: usize,
+    eps: f64,
+    device: &B::Device,
+) -> Result<RmsNorm<B>, LlmError> {
+    Ok(RmsNorm {
+        weight: w.take(name, [d], device)?,
+        eps,
+        offset: 0.0,
+    })
+}
+
+fn linear<B: Backend>(
+    w: &mut Weights,
+    prefix: &str,
+    (a, b): (usize, usize),
+    bias: bool,
+    device: &B::Device,
+) -> Result<Affine<B>, LlmError> {
+    Ok(Affine {
+        weight: w.take_linear(&format!("{prefix}.weight"), a, b, device)?,
+        bias: if bias {
+            Some(w.take(&format!("{prefix}.bias"), [b], device)?)
+        } else {
+            None
+        },
+    })
+}
+
+impl<B: Backend> Llama<B> {
+    /// Builds the model from a checkpoint.
+    pub fn load(
+        config: &LlamaConfig,
+        w: &mut Weights,
+        device: &B::Device,
+    ) -> Result<Self, LlmError> {
+        let (d, ff, eps) = (
+            config.hidden_size,
+            config.intermediate_size,
+            config.rms_norm_eps,
+        );
+        let (q, kv) = (
+            config.num_attention_heads * config.head_dim(),
+            config.kv_heads() * config.head_dim(),
+        );
+        let (ab, mb) = (config.attention_bias, config.mlp_bias);
+        let blocks = (0..config.num_hidden_layers)
+            .map(|i| {
+                let p = format!("model.layers.{i}");
+                Ok(Block {
+                    input_norm: rms(w, &format!("{p}.input_layernorm.weight"), d, eps, device)?,
+                    post_norm: rms(
+                        w,
+                        &format!("{p}.post_attention_layernorm.weight"),
+                        d,
+                        eps,
+                        device,
+                    )?,
+                    linears: [
+                        linear(w, &format!("{p}.self_attn.q_proj"), (d, q), ab, device)?,
+                        linear(w, &format!("{p}.self_attn.k_proj"), (d, kv), ab, device)?,
+                        linear(w, &format!("{p}.self_attn.v_proj"), (d, kv), ab, device)?,
+                        linear(w, &format!("{p}.self_attn.o_proj"), (q, d), ab, device)?,
+                        linear(w, &format!("{p}.mlp.gate_proj"), (d, ff), mb, device)?,
+                        linear(w, &format!("{p}.mlp.up_proj"), (d, ff), mb, device)?,
+                        linear(w, &format!("{p}.mlp.down_proj"), (ff, d), mb, device)?,
+                    ],
+                })
+            })
+            .collect::<Result<_, LlmError>>()?;
+        let embed = w.take("model.embed_tokens.weight", [config.vocab_size, d], device)?;
+        let lm_head = if config.tie_word_embeddings && !w.contains("lm_head.weight") {
+            embed.clone()
+        } else {
+            w.take("lm_head.weight", [config.vocab_size, d], device)?
+        };
+        let freqs = inv_freq(&config.rope(), config.head_dim());
+        Ok(Self {
+            config: config.clone(),
+            norm: rms(w, "model.norm.weight", d, eps, device)?,
+            rope: Rope::new(&freqs, config.max_position_embeddings, device),
+            embed,
+            lm_head,
+            blocks,
+        })
+    }
+
+    /// The config.
+    pub fn config(&self) -> &LlamaConfig {
+        &self.config
+    }
+
+    /// The linear module `id`.
+    pub fn linear(&self, id: ModuleId) -> &Affine<B> {
+        &self.blocks[id.layer].linears[id.slot]
+    }
+
+    /// The linear module `id`, mutably.
+    pub fn linear_mut(&mut self, id: ModuleId) -> &mut Affine<B> {
+        &mut self.blocks[id.layer].linears[id.slot]
+    }
+
+    /// Logits (batch × time × V).
+    pub fn forward(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        valid: Tensor<B, 2, Bool>,
+        taps: &mut Taps<B>,
+    ) -> Tensor<B, 3> {
+        let [batch, time] = ids.dims();
+        let c = &self.config;
+        let (heads, kv_heads, hd) = (c.num_attention_heads, c.kv_heads(), c.head_dim());
+        let mut h = self
+            .embed
+            .clone()
+            .select(0, ids.reshape([batch * time]))
+            .reshape([batch, time, c.hidden_size]);
+        let mask = attention_mask(&valid);
+        let scale = 1.0 / (hd as f64).sqrt();
+        for (layer, block) in self.blocks.iter().enumerate() {
+            let id = |slot| ModuleId { layer, slot };
+            let x = block.input_norm.forward(h.clone());
+            let q = split_heads(taps.run(id(0), &block.linears[0], x.clone()), heads);
+            let k = split_heads(taps.run(id(1), &block.linears[1], x.clone()), kv_heads);
+            let v = split_heads(taps.run(id(2), &block.linears[2], x), kv_heads);
+            let (q, k) = (self.rope.apply(q), self.rope.apply(k));
+            let (k, v) = (
+                repeat_kv(k, heads / kv_heads),
+                repeat_kv(v, heads / kv_heads),
+            );
+            let attn = merge_heads(attend(q, k, v, scale, &mask));
+            h = h + taps.run(id(3), &block.linears[3], attn);
+            let x = block.post_norm.forward(h.clone());
+            let gate = silu(taps.run(id(4), &block.linears[4], x.clone()));
+            let up = taps.run(id(5), &block.linears[5], x);
+            h = h + taps.run(id(6), &block.linears[6], gate * up);
+        }
+        self.norm
+            .forward(h)
+            .matmul(self.lm_head.clone().transpose().unsqueeze::<3>())
+    }
+
+    /// A copy on the autodiff backend in which only the weights of `edited` track gradients.
+    pub fn to_autodiff(&self, edited: &[ModuleId]) -> Llama<Autodiff<B>> {
+        let rms = |n: &RmsNorm<B>| RmsNorm {
+            weight: frozen(&n.weight),
+            eps: n.eps,
+            offset: n.offset,
+        };
+        let blocks = self
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(layer, b)| Block {
+                input_norm: rms(&b.input_norm),
+                post_norm: rms(&b.post_norm),
+                linears: std::array::from_fn(|slot| {
+                    let lin = &b.linears[slot];
+                    let weight = frozen(&lin.weight);
+                    let track = edited.contains(&ModuleId { layer, slot });
+                    Affine {
+                        weight: if track { weight.require_grad() } else { weight },
+                        bias: lin.bias.as_ref().map(frozen),
+                    }
+                }),
+            })
+            .collect();
+        Llama {
+            config: self.config.clone(),
+            embed: frozen(&self.embed),
+            blocks,
+            norm: rms(&self.norm),
+            lm_head: frozen(&self.lm_head),
+            rope: self.rope.map(frozen),
+        }
+    }
+}

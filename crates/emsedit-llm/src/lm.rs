@@ -1,0 +1,281 @@
+//! A loaded causal LM of any supported architecture, with the editors' interface.
+
+use std::path::{Path, PathBuf};
+
+use burn::backend::Autodiff;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::backend::Backend;
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+
+use crate::LlmError;
+use crate::batch::Batch;
+use crate::config::ModelConfig;
+use crate::gpt2::{self, Gpt2};
+use crate::layers::Affine;
+use crate::llama::{self, Llama};
+use crate::taps::{ModuleId, Taps};
+use crate::weights::Weights;
+
+#[derive(Debug, Clone)]
+enum Arch<B: Backend> {
+    Gpt2(Gpt2<B>),
+    Llama(Llama<B>),
+}
+
+/// Runs the same code on whichever architecture `$arch` holds, bound to `$m`.
+macro_rules! each_arch {
+    ($arch:expr, $m:ident => $body:expr) => {
+        match $arch {
+            Arch::Gpt2($m) => $body,
+            Arch::Llama($m) => $body,
+        }
+    };
+}
+
+/// What one backward pass gives the editors for each requested module (spec §2.3–2.4).
+#[derive(Debug, Clone)]
+pub struct EditGrads<B: Backend> {
+    /// The loss: mean cross-entropy over labelled positions.
+    pub loss: f32,
+    /// Module inputs at labelled positions (N×a), batch-major.
+    pub keys: Vec<Tensor<B, 2>>,
+    /// ∂loss/∂(module output) at labelled positions (N×b).
+    pub out_grads: Vec<Tensor<B, 2>>,
+    /// ∂loss/∂W (a×b), summed over all positions.
+    pub gammas: Vec<Tensor<B, 2>>,
+}
+
+/// A causal language model loaded from a Hugging Face directory.
+#[derive(Debug, Clone)]
+pub struct CausalLm<B: Backend> {
+    dir: PathBuf,
+    config: ModelConfig,
+    arch: Arch<B>,
+    device: B::Device,
+}
+
+impl<B: Backend> CausalLm<B> {
+    /// Loads `config.json` and the safetensors weights of `dir`.
+    pub fn load(dir: &Path, device: &B::Device) -> Result<Self, LlmError> {
+        let config = ModelConfig::load(&dir.join("config.json"))?;
+        let mut weights = Weights::load_dir(dir)?;
+        let arch = match &config {
+            ModelConfig::Gpt2(c) => Arch::Gpt2(Gpt2::load(c, &mut weights, device)?),
+            ModelConfig::Llama(c) => Arch::Llama(Llama::load(c, &mut weights, device)?),
+        };
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            arch,
+            device: device.clone(),
+        })
+    }
+
+    /// The directory it was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The parsed config.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &B::Device {
+        &self.device
+    }
+
+    /// Vocabulary size.
+    pub fn vocab_size(&self) -> usize {
+        match &self.config {
+            ModelConfig::Gpt2(c) => c.vocab_size,
+            ModelConfig::Llama(c) => c.vocab_size,
+        }
+    }
+
+    /// Longest sequence the model accepts.
+    pub fn context_len(&self) -> usize {
+        match &self.config {
+            ModelConfig::Gpt2(c) => c.n_positions,
+            ModelConfig::Llama(c) => c.max_position_embeddings,
+        }
+    }
+
+    fn arch_name(&self) -> &'static str {
+        match self.arch {
+            Arch::Gpt2(_) => "gpt2",
+            Arch::Llama(_) => "llama",
+        }
+    }
+
+    fn layers_and_slots(&self) -> (usize, &'static [&'static str], &'static str) {
+        match &self.config {
+            ModelConfig::Gpt2(c) => (c.n_layer, &gpt2::SLOTS, "transformer.h"),
+            ModelConfig::Llama(c) => (c.num_hidden_layers, &llama::SLOTS, "model.layers"),
+        }
+    }
+
+    /// Resolves an HF module name such as `transformer.h.6.mlp.c_proj`.
+    pub fn module(&self, name: &str) -> Result<ModuleId, LlmError> {
+        let (layers, slots, prefix) = self.layers_and_slots();
+        let parsed = name
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .and_then(|rest| rest.split_once('.'))
+            .and_then(|(layer, slot)| {
+                let layer: usize = layer.parse().ok()?;
+                let slot = slots.iter().position(|s| *s == slot)?;
+                (layer < layers).then_some(ModuleId { layer, slot })
+            });
+        parsed.ok_or_else(|| LlmError::UnknownModule {
+            name: name.to_string(),
+            arch: self.arch_name(),
+            example: format!(
+                "{prefix}.{}.{}",
+                layers.saturating_sub(1),
+                slots[slots.len() - 1]
+            ),
+        })
+    }
+
+    /// The HF name of a module.
+    pub fn module_name(&self, id: ModuleId) -> String {
+        let (_, slots, prefix) = self.layers_and_slots();
+        format!("{prefix}.{}.{}", id.layer, slots[id.slot])
+    }
+
+    fn linear(&self, id: ModuleId) -> &Affine<B> {
+        each_arch!(&self.arch, m => m.linear(id))
+    }
+
+    /// The weight of a module in the a×b orientation.
+    pub fn weight(&self, id: ModuleId) -> Tensor<B, 2> {
+        self.linear(id).weight.clone()
+    }
+
+    /// Replaces a module's weight (a×b).
+    pub fn set_weight(&mut self, id: ModuleId, weight: Tensor<B, 2>) -> Result<(), LlmError> {
+        let expected = self.linear(id).shape();
+        if weight.dims() != expected {
+            return Err(LlmError::ShiftShape {
+                name: self.module_name(id),
+                expected,
+                found: weight.dims(),
+            });
+        }
+        each_arch!(&mut self.arch, m => m.linear_mut(id).weight = weight);
+        Ok(())
+    }
+
+    /// `W ← W + Δ`; returns the previous weight, which [`CausalLm::set_weight`] restores
+    /// bit for bit.
+    pub fn apply_shift(
+        &mut self,
+        id: ModuleId,
+        delta: &Tensor<B, 2>,
+    ) -> Result<Tensor<B, 2>, LlmError> {
+        let old = self.weight(id);
+        if delta.dims() != old.dims() {
+            return Err(LlmError::ShiftShape {
+                name: self.module_name(id),
+                expected: old.dims(),
+                found: delta.dims(),
+            });
+        }
+        self.set_weight(id, old.clone() + delta.clone())?;
+        Ok(old)
+    }
+
+    /// Logits (batch × time × V).
+    pub fn forward(&self, batch: &Batch) -> Result<Tensor<B, 3>, LlmError> {
+        batch.validate(self.vocab_size(), self.context_len())?;
+        let (ids, valid) = (batch.ids(&self.device), batch.valid(&self.device));
+        Ok(each_arch!(&self.arch, m => m.forward(ids, valid, &mut Taps::none())))
+    }
+
+    /// Mean cross-entropy over labelled positions.
+    pub fn loss(&self, batch: &Batch) -> Result<f32, LlmError> {
+        let logits = self.forward(batch)?;
+        Ok(cross_entropy(logits, batch)?.into_scalar().elem())
+    }
+
+    /// Keys, output gradients and Γ of `modules` for the batch's mean cross-entropy.
+    ///
+    /// Only the edited weights and the output probes track gradients, so the backward stops at
+    /// the lowest edited module and computes no frozen-weight gradients.
+    pub fn edit_gradients(
+        &self,
+        batch: &Batch,
+        modules: &[ModuleId],
+    ) -> Result<EditGrads<B>, LlmError> {
+        batch.validate(self.vocab_size(), self.context_len())?;
+        let device = &self.device;
+        let mut taps = Taps::<Autodiff<B>>::new(modules, true);
+        let (logits, weights) = each_arch!(&self.arch, m => {
+            let ad = m.to_autodiff(modules);
+            let logits = ad.forward(batch.ids(device), batch.valid(device), &mut taps);
+            let weights: Vec<_> = modules.iter().map(|id| ad.linear(*id).weight.clone()).collect();
+            (logits, weights)
+        });
+        let loss = cross_entropy(logits, batch)?;
+        let loss_value: f32 = loss.clone().inner().into_scalar().elem();
+        let grads = loss.backward();
+        let rows = Tensor::<B, 1, Int>::from_data(
+            TensorData::new(batch.label_positions(), [batch.label_positions().len()]),
+            device,
+        );
+        let flat = |t: Tensor<B, 3>| {
+            let [b, time, w] = t.dims();
+            t.reshape([b * time, w]).select(0, rows.clone())
+        };
+        let mut out = EditGrads {
+            loss: loss_value,
+            keys: Vec::new(),
+            out_grads: Vec::new(),
+            gammas: Vec::new(),
+        };
+        for (i, weight) in weights.iter().enumerate() {
+            let missing = || LlmError::Batch(format!("module {:?} was not reached", modules[i]));
+            let input = taps.inputs[i].clone().ok_or_else(missing)?;
+            let probe = taps.probes[i].clone().ok_or_else(missing)?;
+            let out_grad = probe
+                .grad(&grads)
+                .unwrap_or_else(|| probe.clone().inner().zeros_like());
+            out.keys.push(flat(input.inner()));
+            out.out_grads.push(flat(out_grad));
+            out.gammas.push(
+                weight
+                    .grad(&grads)
+                    .unwrap_or_else(|| weight.clone().inner().zeros_like()),
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// Mean cross-entropy over positions whose label is not [`IGNORE`] (labels already shifted).
+pub fn cross_entropy<B: Backend>(
+    logits: Tensor<B, 3>,
+    batch: &Batch,
+) -> Result<Tensor<B, 1>, LlmError> {
+    let [b, time, vocab] = logits.dims();
+    let positions = batch.label_positions();
+    if positions.is_empty() {
+        return Err(LlmError::Batch("no position carries a label".into()));
+    }
+    let device = logits.device();
+    let rows = Tensor::<B, 1, Int>::from_data(
+        TensorData::new(positions.clone(), [positions.len()]),
+        &device,
+    );
+    let targets: Vec<i64> = positions
+        .iter()
+        .map(|&p| batch.labels[p as usize])
+        .collect();
+    let targets =
+        Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [positions.len(), 1]), &device);
+    let logp = log_softmax(logits.reshape([b * time, vocab]).select(0, rows), 1);
+    let picked = logp.gather(1, targets);
+    Ok(picked.mean().neg())
+}

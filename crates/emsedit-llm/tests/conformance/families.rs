@@ -1,0 +1,75 @@
+//! Each family against its transformers model.
+
+use emsedit_llm::CausalLm;
+use emsedit_tensor::{Cpu, cpu};
+
+use crate::golden::{Golden, fixture, max_abs_diff, rel_diff, values};
+
+fn check_family(family: &str) {
+    let golden = Golden::load(family);
+    let lm = CausalLm::<Cpu>::load(&fixture(family), &cpu()).unwrap();
+    let batch = golden.batch();
+
+    let (shape, logits) = values(lm.forward(&batch).unwrap());
+    let (want_shape, want) = golden.get("logits");
+    assert_eq!(&shape, want_shape);
+    let err = max_abs_diff(&logits, want);
+    eprintln!("{family}: logits max-abs error {err:.2e}");
+    assert!(err <= 1e-4, "{family}: logits max-abs error {err}");
+
+    let modules: Vec<_> = golden
+        .edited_modules()
+        .iter()
+        .map(|n| lm.module(n).unwrap())
+        .collect();
+    let grads = lm.edit_gradients(&batch, &modules).unwrap();
+    let want_loss = golden.get("loss").1[0];
+    assert!(
+        (grads.loss as f64 - want_loss).abs() <= 1e-5,
+        "{family}: loss {} vs {want_loss}",
+        grads.loss
+    );
+    for (i, name) in golden.edited_modules().iter().enumerate() {
+        for (what, got) in [
+            ("keys", &grads.keys[i]),
+            ("out_grads", &grads.out_grads[i]),
+            ("gamma", &grads.gammas[i]),
+        ] {
+            let (shape, got) = values(got.clone());
+            let (want_shape, want) = golden.get(&format!("{what}.{name}"));
+            assert_eq!(&shape, want_shape, "{family}: {what}.{name} shape");
+            let err = rel_diff(&got, want);
+            eprintln!("{family}: {what}.{name} relative error {err:.2e}");
+            assert!(err <= 1e-4, "{family}: {what}.{name} relative error {err}");
+        }
+    }
+}
+
+#[test]
+fn gpt2_matches_transformers() {
+    check_family("gpt2");
+}
+
+#[test]
+fn llama_matches_transformers() {
+    check_family("llama");
+}
+
+#[test]
+fn edit_then_revert_is_bit_identical() {
+    let mut lm = CausalLm::<Cpu>::load(&fixture("gpt2"), &cpu()).unwrap();
+    let id = lm.module("transformer.h.1.mlp.c_proj").unwrap();
+    let before = values(lm.weight(id));
+    let delta = lm.weight(id).mul_scalar(0.37).add_scalar(1e-3);
+    let old = lm.apply_shift(id, &delta).unwrap();
+    assert_ne!(values(lm.weight(id)).1, before.1);
+    lm.set_weight(id, old).unwrap();
+    let after = values(lm.weight(id));
+    assert!(
+        after
+            .1
+            .iter()
+            .zip(&before.1)
+            .all(|(a, b)| a.to_bits() == b.to_bits())
+    );
+}
