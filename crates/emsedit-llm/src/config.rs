@@ -8,15 +8,129 @@ use serde::de::DeserializeOwned;
 use crate::LlmError;
 
 /// The architectures this crate implements, by HF `model_type`.
-pub const SUPPORTED: &str = "gpt2, llama";
+pub const SUPPORTED: &str = "gpt2, gptj, llama, gemma2";
 
 /// A parsed `config.json`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelConfig {
     /// `model_type: "gpt2"`.
     Gpt2(Gpt2Config),
+    /// `model_type: "gptj"`.
+    Gptj(GptjConfig),
     /// `model_type: "llama"`.
     Llama(LlamaConfig),
+    /// `model_type: "gemma2"`.
+    Gemma2(Gemma2Config),
+}
+
+/// GPT-J's config.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct GptjConfig {
+    /// Vocabulary size V.
+    pub vocab_size: usize,
+    /// Context length.
+    pub n_positions: usize,
+    /// Hidden size d.
+    pub n_embd: usize,
+    /// Number of blocks.
+    pub n_layer: usize,
+    /// Attention heads.
+    pub n_head: usize,
+    /// Rotary dimensions per head (the rest pass through); the whole head when null.
+    #[serde(default)]
+    pub rotary_dim: Option<usize>,
+    /// MLP width (4d when null).
+    #[serde(default)]
+    pub n_inner: Option<usize>,
+    /// MLP activation.
+    #[serde(default = "Gpt2Config::default_activation")]
+    pub activation_function: String,
+    /// LayerNorm epsilon.
+    #[serde(default = "Gpt2Config::default_eps")]
+    pub layer_norm_epsilon: f64,
+}
+
+impl GptjConfig {
+    /// Head width.
+    pub fn head_dim(&self) -> usize {
+        self.n_embd / self.n_head.max(1)
+    }
+    /// Rotary dimensions per head.
+    pub fn rotary(&self) -> usize {
+        self.rotary_dim.unwrap_or(self.head_dim())
+    }
+    /// MLP width.
+    pub fn inner(&self) -> usize {
+        self.n_inner.unwrap_or(4 * self.n_embd)
+    }
+}
+
+/// Gemma-2's config.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Gemma2Config {
+    /// Vocabulary size V.
+    pub vocab_size: usize,
+    /// Hidden size d.
+    pub hidden_size: usize,
+    /// MLP width.
+    pub intermediate_size: usize,
+    /// Number of blocks.
+    pub num_hidden_layers: usize,
+    /// Query heads.
+    pub num_attention_heads: usize,
+    /// Key/value heads.
+    pub num_key_value_heads: usize,
+    /// Head width.
+    pub head_dim: usize,
+    /// Context length.
+    pub max_position_embeddings: usize,
+    /// RMSNorm epsilon.
+    #[serde(default = "LlamaConfig::default_eps")]
+    pub rms_norm_eps: f64,
+    /// MLP activation (only `gelu_pytorch_tanh`).
+    #[serde(default = "Gemma2Config::default_act")]
+    pub hidden_activation: String,
+    /// Attention scores are scaled by `query_pre_attn_scalar^-1/2`.
+    pub query_pre_attn_scalar: f64,
+    /// `tanh` soft-capping of attention scores.
+    #[serde(default)]
+    pub attn_logit_softcapping: Option<f64>,
+    /// `tanh` soft-capping of the final logits.
+    #[serde(default)]
+    pub final_logit_softcapping: Option<f64>,
+    /// Window of the sliding-attention layers.
+    pub sliding_window: usize,
+    /// `sliding_attention` / `full_attention` per layer (even layers slide when absent).
+    #[serde(default)]
+    pub layer_types: Option<Vec<String>>,
+    /// Biases on q/k/v/o.
+    #[serde(default)]
+    pub attention_bias: bool,
+    /// transformers ≥ 5.
+    #[serde(default)]
+    pub rope_parameters: Option<RopeParameters>,
+    /// transformers < 5.
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+}
+
+impl Gemma2Config {
+    fn default_act() -> String {
+        "gelu_pytorch_tanh".into()
+    }
+    /// Whether layer `i` uses sliding-window attention.
+    pub fn is_sliding(&self, i: usize) -> bool {
+        match &self.layer_types {
+            Some(types) => types.get(i).is_some_and(|t| t == "sliding_attention"),
+            None => i % 2 == 0,
+        }
+    }
+    /// The rotary parameters.
+    pub fn rope(&self) -> RopeParameters {
+        let mut rope = self.rope_parameters.clone().unwrap_or_default();
+        rope.rope_theta = rope.rope_theta.or(self.rope_theta);
+        rope
+    }
 }
 
 fn default_true() -> bool {
@@ -201,7 +315,9 @@ impl ModelConfig {
             .to_string();
         let config = match model_type.as_str() {
             "gpt2" => Self::Gpt2(parse(path, json)?),
+            "gptj" => Self::Gptj(parse(path, json)?),
             "llama" => Self::Llama(parse(path, json)?),
+            "gemma2" => Self::Gemma2(parse(path, json)?),
             _ => {
                 return Err(LlmError::UnknownModelType {
                     path: path.to_path_buf(),
@@ -239,6 +355,82 @@ impl ModelConfig {
                         path,
                         "scale_attn_by_inverse_layer_idx",
                         "not supported",
+                    ));
+                }
+            }
+            Self::Gptj(c) => {
+                if c.n_head == 0 || c.n_embd % c.n_head != 0 {
+                    return Err(field_error(
+                        path,
+                        "n_head",
+                        format!("{} heads do not divide n_embd = {}", c.n_head, c.n_embd),
+                    ));
+                }
+                if c.rotary() > c.head_dim() || c.rotary() % 2 != 0 {
+                    return Err(field_error(
+                        path,
+                        "rotary_dim",
+                        format!(
+                            "{} must be even and at most the head width {}",
+                            c.rotary(),
+                            c.head_dim()
+                        ),
+                    ));
+                }
+                if c.activation_function != "gelu_new" {
+                    return Err(field_error(
+                        path,
+                        "activation_function",
+                        format!(
+                            "`{}` is not supported (only gelu_new)",
+                            c.activation_function
+                        ),
+                    ));
+                }
+            }
+            Self::Gemma2(c) => {
+                let (h, kv) = (c.num_attention_heads, c.num_key_value_heads);
+                if h == 0 || kv == 0 || h % kv != 0 {
+                    return Err(field_error(
+                        path,
+                        "num_key_value_heads",
+                        format!("{kv} key/value heads must divide {h} query heads"),
+                    ));
+                }
+                if c.hidden_activation != "gelu_pytorch_tanh" {
+                    return Err(field_error(
+                        path,
+                        "hidden_activation",
+                        format!(
+                            "`{}` is not supported (only gelu_pytorch_tanh)",
+                            c.hidden_activation
+                        ),
+                    ));
+                }
+                if let Some(types) = &c.layer_types {
+                    if types.len() != c.num_hidden_layers {
+                        return Err(field_error(
+                            path,
+                            "layer_types",
+                            format!("{} entries for {} layers", types.len(), c.num_hidden_layers),
+                        ));
+                    }
+                    if let Some(bad) = types
+                        .iter()
+                        .find(|t| *t != "sliding_attention" && *t != "full_attention")
+                    {
+                        return Err(field_error(
+                            path,
+                            "layer_types",
+                            format!("unknown layer type `{bad}`"),
+                        ));
+                    }
+                }
+                if !matches!(c.rope().rope_type.as_deref(), None | Some("default")) {
+                    return Err(field_error(
+                        path,
+                        "rope_parameters.rope_type",
+                        "only default rotary embeddings are supported for gemma2",
                     ));
                 }
             }

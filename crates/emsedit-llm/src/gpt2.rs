@@ -129,7 +129,7 @@ impl<B: Backend> Gpt2<B> {
             .reshape([batch, time, d]);
         let positions = self.wpe.clone().narrow(0, 0, time).unsqueeze::<3>();
         let mut h = tokens + positions;
-        let mask = attention_mask(&valid);
+        let mask = attention_mask(&valid, None);
         let scale = if self.config.scale_attn_weights {
             1.0 / ((d / heads) as f64).sqrt()
         } else {
@@ -144,7 +144,7 @@ impl<B: Backend> Gpt2<B> {
                 parts.next().unwrap(),
                 parts.next().unwrap(),
             );
-            let attn = merge_heads(attend(q, k, v, scale, &mask));
+            let attn = merge_heads(attend(q, k, v, scale, None, &mask));
             h = h + taps.run(id(1), &block.linears[1], attn);
             let fc = taps.run(id(2), &block.linears[2], block.ln_2.forward(h.clone()));
             h = h + taps.run(id(3), &block.linears[3], gelu_new(fc));
@@ -155,26 +155,15 @@ impl<B: Backend> Gpt2<B> {
 
     /// A copy on the autodiff backend in which only the weights of `edited` track gradients.
     pub fn to_autodiff(&self, edited: &[ModuleId]) -> Gpt2<Autodiff<B>> {
-        let ln = |n: &LayerNorm<B>| LayerNorm {
-            weight: frozen(&n.weight),
-            bias: frozen(&n.bias),
-            eps: n.eps,
-        };
         let blocks = self
             .blocks
             .iter()
             .enumerate()
             .map(|(layer, b)| Block {
-                ln_1: ln(&b.ln_1),
-                ln_2: ln(&b.ln_2),
+                ln_1: b.ln_1.to_autodiff(),
+                ln_2: b.ln_2.to_autodiff(),
                 linears: std::array::from_fn(|slot| {
-                    let lin = &b.linears[slot];
-                    let weight = frozen(&lin.weight);
-                    let track = edited.contains(&ModuleId { layer, slot });
-                    Affine {
-                        weight: if track { weight.require_grad() } else { weight },
-                        bias: lin.bias.as_ref().map(frozen),
-                    }
+                    b.linears[slot].to_autodiff(edited.contains(&ModuleId { layer, slot }))
                 }),
             })
             .collect();
@@ -183,7 +172,7 @@ impl<B: Backend> Gpt2<B> {
             wte: frozen(&self.wte),
             wpe: frozen(&self.wpe),
             blocks,
-            ln_f: ln(&self.ln_f),
+            ln_f: self.ln_f.to_autodiff(),
         }
     }
 }

@@ -28,6 +28,15 @@ impl<B: Backend> Affine<B> {
     pub fn shape(&self) -> [usize; 2] {
         self.weight.dims()
     }
+
+    /// The same module on the autodiff backend; the weight tracks gradients when `track`.
+    pub fn to_autodiff(&self, track: bool) -> Affine<Autodiff<B>> {
+        let weight = frozen(&self.weight);
+        Affine {
+            weight: if track { weight.require_grad() } else { weight },
+            bias: self.bias.as_ref().map(frozen),
+        }
+    }
 }
 
 /// LayerNorm over the last axis.
@@ -42,6 +51,15 @@ pub struct LayerNorm<B: Backend> {
 }
 
 impl<B: Backend> LayerNorm<B> {
+    /// A frozen copy on the autodiff backend.
+    pub fn to_autodiff(&self) -> LayerNorm<Autodiff<B>> {
+        LayerNorm {
+            weight: frozen(&self.weight),
+            bias: frozen(&self.bias),
+            eps: self.eps,
+        }
+    }
+
     /// `(x − mean)/sqrt(var + eps) · w + b`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let mean = x.clone().mean_dim(2);
@@ -59,13 +77,25 @@ pub fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     x.clone().mul_scalar(0.5) * (inner.tanh().add_scalar(1.0))
 }
 
-/// The mask of key positions a query may not see: the future, and right-padding.
+/// The mask of key positions a query may not see: the future, keys `window` or more steps
+/// back (sliding-window attention), and right-padding.
 ///
 /// `valid` is batch × time (true on real tokens); the result is batch × 1 × time × time.
-pub fn attention_mask<B: Backend>(valid: &Tensor<B, 2, Bool>) -> Tensor<B, 4, Bool> {
+pub fn attention_mask<B: Backend>(
+    valid: &Tensor<B, 2, Bool>,
+    window: Option<usize>,
+) -> Tensor<B, 4, Bool> {
     let [batch, time] = valid.dims();
-    // burn's `tril_mask` is true strictly above the diagonal: the future.
-    let future = Tensor::<B, 2, Bool>::tril_mask([time, time], 0, &valid.device());
+    let hidden: Vec<bool> = (0..time * time)
+        .map(|k| {
+            let (i, j) = (k / time, k % time);
+            j > i || window.is_some_and(|w| j + w <= i)
+        })
+        .collect();
+    let future = Tensor::<B, 2, Bool>::from_data(
+        burn::tensor::TensorData::new(hidden, [time, time]),
+        &valid.device(),
+    );
     let pad_keys = valid.clone().bool_not().reshape([batch, 1, 1, time]);
     let future = future
         .reshape([1, 1, time, time])
@@ -75,15 +105,21 @@ pub fn attention_mask<B: Backend>(valid: &Tensor<B, 2, Bool>) -> Tensor<B, 4, Bo
 }
 
 /// Scaled dot-product attention over heads: q, k, v are batch × heads × time × head_dim.
+///
+/// With `softcap`, scores become `cap · tanh(scores / cap)` before masking (Gemma-2).
 pub fn attend<B: Backend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
     v: Tensor<B, 4>,
     scale: f64,
+    softcap: Option<f64>,
     mask: &Tensor<B, 4, Bool>,
 ) -> Tensor<B, 4> {
     let [batch, heads, time, _] = q.dims();
-    let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+    let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+    if let Some(cap) = softcap {
+        scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
+    }
     let scores = scores.mask_fill(mask.clone().expand([batch, heads, time, time]), f32::MIN);
     softmax(scores, 3).matmul(v)
 }
@@ -120,6 +156,15 @@ pub struct RmsNorm<B: Backend> {
 }
 
 impl<B: Backend> RmsNorm<B> {
+    /// A frozen copy on the autodiff backend.
+    pub fn to_autodiff(&self) -> RmsNorm<Autodiff<B>> {
+        RmsNorm {
+            weight: frozen(&self.weight),
+            eps: self.eps,
+            offset: self.offset,
+        }
+    }
+
     /// Normalizes the last axis.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let ms = x.clone().powi_scalar(2).mean_dim(D - 1);
@@ -163,6 +208,40 @@ impl<B: Backend> Rope<B> {
             cos: table(cos),
             sin: table(sin),
         }
+    }
+
+    /// Tables for the interleaved layout (GPT-J): pairs (2i, 2i + 1), frequency i.
+    pub fn new_interleaved(inv_freq: &[f64], positions: usize, device: &B::Device) -> Self {
+        let doubled: Vec<f64> = inv_freq.iter().flat_map(|f| [*f, *f]).collect();
+        let width = doubled.len();
+        let mut cos = Vec::with_capacity(positions * width);
+        let mut sin = Vec::with_capacity(positions * width);
+        for p in 0..positions {
+            for f in &doubled {
+                let angle = (p as f32 * *f as f32) as f64;
+                cos.push(angle.cos() as f32);
+                sin.push(angle.sin() as f32);
+            }
+        }
+        let table = |v: Vec<f32>| {
+            Tensor::from_data(burn::tensor::TensorData::new(v, [positions, width]), device)
+        };
+        Self {
+            cos: table(cos),
+            sin: table(sin),
+        }
+    }
+
+    /// Rotates x (batch × heads × time × 2k) in the interleaved layout.
+    pub fn apply_interleaved(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [b, h, time, width] = x.dims();
+        let cos = self.cos.clone().narrow(0, 0, time).unsqueeze::<4>();
+        let sin = self.sin.clone().narrow(0, 0, time).unsqueeze::<4>();
+        let pairs = x.clone().reshape([b, h, time, width / 2, 2]);
+        let even = pairs.clone().narrow(4, 0, 1);
+        let odd = pairs.narrow(4, 1, 1);
+        let rotated = Tensor::cat(vec![odd.neg(), even], 4).reshape([b, h, time, width]);
+        x * cos + rotated * sin
     }
 
     /// Rotates x (batch × heads × time × head_dim).

@@ -4,7 +4,7 @@
 //!
 //! - the architectures people edit, written on burn and loaded from Hugging Face model
 //!   directories (`config.json`, `model.safetensors` or a sharded index, bf16/f16 converted to
-//!   f32): GPT-2 and LLaMA (3.x, with `llama3` rope scaling) so far; GPT-J and Gemma-2 follow;
+//!   f32): GPT-2, GPT-J, LLaMA (3.x, with `llama3` rope scaling) and Gemma-2;
 //! - the **edit hooks** every editor uses (spec §2): modules named by their HF names
 //!   ([`CausalLm::module`]), the keys and output gradients at labelled positions and the weight
 //!   gradient Γ in the a×b orientation ([`CausalLm::edit_gradients`]), exact apply/revert of a
@@ -18,7 +18,9 @@
 mod batch;
 pub mod config;
 mod error;
+pub mod gemma2;
 pub mod gpt2;
+pub mod gptj;
 pub mod layers;
 pub mod llama;
 mod lm;

@@ -195,7 +195,7 @@ impl<B: Backend> Llama<B> {
             .clone()
             .select(0, ids.reshape([batch * time]))
             .reshape([batch, time, c.hidden_size]);
-        let mask = attention_mask(&valid);
+        let mask = attention_mask(&valid, None);
         let scale = 1.0 / (hd as f64).sqrt();
         for (layer, block) in self.blocks.iter().enumerate() {
             let id = |slot| ModuleId { layer, slot };
@@ -208,7 +208,7 @@ impl<B: Backend> Llama<B> {
                 repeat_kv(k, heads / kv_heads),
                 repeat_kv(v, heads / kv_heads),
             );
-            let attn = merge_heads(attend(q, k, v, scale, &mask));
+            let attn = merge_heads(attend(q, k, v, scale, None, &mask));
             h = h + taps.run(id(3), &block.linears[3], attn);
             let x = block.post_norm.forward(h.clone());
             let gate = silu(taps.run(id(4), &block.linears[4], x.clone()));
@@ -222,26 +222,15 @@ impl<B: Backend> Llama<B> {
 
     /// A copy on the autodiff backend in which only the weights of `edited` track gradients.
     pub fn to_autodiff(&self, edited: &[ModuleId]) -> Llama<Autodiff<B>> {
-        let rms = |n: &RmsNorm<B>| RmsNorm {
-            weight: frozen(&n.weight),
-            eps: n.eps,
-            offset: n.offset,
-        };
         let blocks = self
             .blocks
             .iter()
             .enumerate()
             .map(|(layer, b)| Block {
-                input_norm: rms(&b.input_norm),
-                post_norm: rms(&b.post_norm),
+                input_norm: b.input_norm.to_autodiff(),
+                post_norm: b.post_norm.to_autodiff(),
                 linears: std::array::from_fn(|slot| {
-                    let lin = &b.linears[slot];
-                    let weight = frozen(&lin.weight);
-                    let track = edited.contains(&ModuleId { layer, slot });
-                    Affine {
-                        weight: if track { weight.require_grad() } else { weight },
-                        bias: lin.bias.as_ref().map(frozen),
-                    }
+                    b.linears[slot].to_autodiff(edited.contains(&ModuleId { layer, slot }))
                 }),
             })
             .collect();
@@ -249,7 +238,7 @@ impl<B: Backend> Llama<B> {
             config: self.config.clone(),
             embed: frozen(&self.embed),
             blocks,
-            norm: rms(&self.norm),
+            norm: self.norm.to_autodiff(),
             lm_head: frozen(&self.lm_head),
             rope: self.rope.map(frozen),
         }

@@ -10,7 +10,9 @@ use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use crate::LlmError;
 use crate::batch::Batch;
 use crate::config::ModelConfig;
+use crate::gemma2::Gemma2;
 use crate::gpt2::{self, Gpt2};
+use crate::gptj::{self, Gptj};
 use crate::layers::Affine;
 use crate::llama::{self, Llama};
 use crate::taps::{ModuleId, Taps};
@@ -19,7 +21,9 @@ use crate::weights::Weights;
 #[derive(Debug, Clone)]
 enum Arch<B: Backend> {
     Gpt2(Gpt2<B>),
+    Gptj(Gptj<B>),
     Llama(Llama<B>),
+    Gemma2(Gemma2<B>),
 }
 
 /// Runs the same code on whichever architecture `$arch` holds, bound to `$m`.
@@ -27,7 +31,9 @@ macro_rules! each_arch {
     ($arch:expr, $m:ident => $body:expr) => {
         match $arch {
             Arch::Gpt2($m) => $body,
+            Arch::Gptj($m) => $body,
             Arch::Llama($m) => $body,
+            Arch::Gemma2($m) => $body,
         }
     };
 }
@@ -61,7 +67,9 @@ impl<B: Backend> CausalLm<B> {
         let mut weights = Weights::load_dir(dir)?;
         let arch = match &config {
             ModelConfig::Gpt2(c) => Arch::Gpt2(Gpt2::load(c, &mut weights, device)?),
+            ModelConfig::Gptj(c) => Arch::Gptj(Gptj::load(c, &mut weights, device)?),
             ModelConfig::Llama(c) => Arch::Llama(Llama::load(c, &mut weights, device)?),
+            ModelConfig::Gemma2(c) => Arch::Gemma2(Gemma2::load(c, &mut weights, device)?),
         };
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -90,7 +98,9 @@ impl<B: Backend> CausalLm<B> {
     pub fn vocab_size(&self) -> usize {
         match &self.config {
             ModelConfig::Gpt2(c) => c.vocab_size,
+            ModelConfig::Gptj(c) => c.vocab_size,
             ModelConfig::Llama(c) => c.vocab_size,
+            ModelConfig::Gemma2(c) => c.vocab_size,
         }
     }
 
@@ -98,21 +108,27 @@ impl<B: Backend> CausalLm<B> {
     pub fn context_len(&self) -> usize {
         match &self.config {
             ModelConfig::Gpt2(c) => c.n_positions,
+            ModelConfig::Gptj(c) => c.n_positions,
             ModelConfig::Llama(c) => c.max_position_embeddings,
+            ModelConfig::Gemma2(c) => c.max_position_embeddings,
         }
     }
 
     fn arch_name(&self) -> &'static str {
         match self.arch {
             Arch::Gpt2(_) => "gpt2",
+            Arch::Gptj(_) => "gptj",
             Arch::Llama(_) => "llama",
+            Arch::Gemma2(_) => "gemma2",
         }
     }
 
     fn layers_and_slots(&self) -> (usize, &'static [&'static str], &'static str) {
         match &self.config {
             ModelConfig::Gpt2(c) => (c.n_layer, &gpt2::SLOTS, "transformer.h"),
+            ModelConfig::Gptj(c) => (c.n_layer, &gptj::SLOTS, "transformer.h"),
             ModelConfig::Llama(c) => (c.num_hidden_layers, &llama::SLOTS, "model.layers"),
+            ModelConfig::Gemma2(c) => (c.num_hidden_layers, &llama::SLOTS, "model.layers"),
         }
     }
 

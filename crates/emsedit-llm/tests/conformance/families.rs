@@ -51,8 +51,18 @@ fn gpt2_matches_transformers() {
 }
 
 #[test]
+fn gptj_matches_transformers() {
+    check_family("gptj");
+}
+
+#[test]
 fn llama_matches_transformers() {
     check_family("llama");
+}
+
+#[test]
+fn gemma2_matches_transformers() {
+    check_family("gemma2");
 }
 
 #[test]

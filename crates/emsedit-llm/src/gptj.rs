@@ -1,0 +1,209 @@
+//! GPT-J (`model_type: "gptj"`): parallel attention and MLP off one LayerNorm, partial
+//! rotary embeddings in the interleaved layout, an untied LM head with a bias.
+
+use burn::backend::Autodiff;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Int, Tensor};
+
+use crate::LlmError;
+use crate::config::{GptjConfig, RopeParameters};
+use crate::layers::{
+    Affine, LayerNorm, Rope, attend, attention_mask, frozen, gelu_new, merge_heads, split_heads,
+};
+use crate::llama::inv_freq;
+use crate::taps::{ModuleId, Taps};
+use crate::weights::Weights;
+
+/// The linear modules of one block, in slot order, by their HF names under `transformer.h.{i}.`.
+pub const SLOTS: [&str; 6] = [
+    "attn.q_proj",
+    "attn.k_proj",
+    "attn.v_proj",
+    "attn.out_proj",
+    "mlp.fc_in",
+    "mlp.fc_out",
+];
+
+#[derive(Debug, Clone)]
+struct Block<B: Backend> {
+    ln_1: LayerNorm<B>,
+    linears: [Affine<B>; 6],
+}
+
+/// A GPT-J model.
+#[derive(Debug, Clone)]
+pub struct Gptj<B: Backend> {
+    config: GptjConfig,
+    wte: Tensor<B, 2>,
+    blocks: Vec<Block<B>>,
+    ln_f: LayerNorm<B>,
+    /// V×d and V.
+    lm_head: (Tensor<B, 2>, Tensor<B, 1>),
+    rope: Rope<B>,
+}
+
+fn layer_norm<B: Backend>(
+    w: &mut Weights,
+    prefix: &str,
+    d: usize,
+    eps: f64,
+    device: &B::Device,
+) -> Result<LayerNorm<B>, LlmError> {
+    Ok(LayerNorm {
+        weight: w.take(&format!("{prefix}.weight"), [d], device)?,
+        bias: w.take(&format!("{prefix}.bias"), [d], device)?,
+        eps,
+    })
+}
+
+fn linear<B: Backend>(
+    w: &mut Weights,
+    name: &str,
+    (a, b): (usize, usize),
+    bias: bool,
+    device: &B::Device,
+) -> Result<Affine<B>, LlmError> {
+    Ok(Affine {
+        weight: w.take_linear(&format!("{name}.weight"), a, b, device)?,
+        bias: if bias {
+            Some(w.take(&format!("{name}.bias"), [b], device)?)
+        } else {
+            None
+        },
+    })
+}
+
+impl<B: Backend> Gptj<B> {
+    /// Builds the model from a checkpoint.
+    pub fn load(
+        config: &GptjConfig,
+        w: &mut Weights,
+        device: &B::Device,
+    ) -> Result<Self, LlmError> {
+        let (d, inner, eps) = (config.n_embd, config.inner(), config.layer_norm_epsilon);
+        let blocks = (0..config.n_layer)
+            .map(|i| {
+                let p = format!("transformer.h.{i}");
+                Ok(Block {
+                    ln_1: layer_norm(w, &format!("{p}.ln_1"), d, eps, device)?,
+                    linears: [
+                        linear(w, &format!("{p}.attn.q_proj"), (d, d), false, device)?,
+                        linear(w, &format!("{p}.attn.k_proj"), (d, d), false, device)?,
+                        linear(w, &format!("{p}.attn.v_proj"), (d, d), false, device)?,
+                        linear(w, &format!("{p}.attn.out_proj"), (d, d), false, device)?,
+                        linear(w, &format!("{p}.mlp.fc_in"), (d, inner), true, device)?,
+                        linear(w, &format!("{p}.mlp.fc_out"), (inner, d), true, device)?,
+                    ],
+                })
+            })
+            .collect::<Result<_, LlmError>>()?;
+        let rope = RopeParameters {
+            rope_theta: Some(10_000.0),
+            ..RopeParameters::default()
+        };
+        let freqs = inv_freq(&rope, config.rotary());
+        Ok(Self {
+            config: config.clone(),
+            wte: w.take("transformer.wte.weight", [config.vocab_size, d], device)?,
+            ln_f: layer_norm(w, "transformer.ln_f", d, eps, device)?,
+            lm_head: (
+                w.take("lm_head.weight", [config.vocab_size, d], device)?,
+                w.take("lm_head.bias", [config.vocab_size], device)?,
+            ),
+            rope: Rope::new_interleaved(&freqs, config.n_positions, device),
+            blocks,
+        })
+    }
+
+    /// The config.
+    pub fn config(&self) -> &GptjConfig {
+        &self.config
+    }
+
+    /// The linear module `id`.
+    pub fn linear(&self, id: ModuleId) -> &Affine<B> {
+        &self.blocks[id.layer].linears[id.slot]
+    }
+
+    /// The linear module `id`, mutably.
+    pub fn linear_mut(&mut self, id: ModuleId) -> &mut Affine<B> {
+        &mut self.blocks[id.layer].linears[id.slot]
+    }
+
+    fn rotate(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [_, _, _, hd] = x.dims();
+        let r = self.config.rotary();
+        if r == hd {
+            return self.rope.apply_interleaved(x);
+        }
+        let rotated = self.rope.apply_interleaved(x.clone().narrow(3, 0, r));
+        Tensor::cat(vec![rotated, x.narrow(3, r, hd - r)], 3)
+    }
+
+    /// Logits (batch × time × V).
+    pub fn forward(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        valid: Tensor<B, 2, Bool>,
+        taps: &mut Taps<B>,
+    ) -> Tensor<B, 3> {
+        let [batch, time] = ids.dims();
+        let (d, heads) = (self.config.n_embd, self.config.n_head);
+        let mut h = self
+            .wte
+            .clone()
+            .select(0, ids.reshape([batch * time]))
+            .reshape([batch, time, d]);
+        let mask = attention_mask(&valid, None);
+        let scale = 1.0 / (self.config.head_dim() as f64).sqrt();
+        for (layer, block) in self.blocks.iter().enumerate() {
+            let id = |slot| ModuleId { layer, slot };
+            let x = block.ln_1.forward(h.clone());
+            let q = self.rotate(split_heads(
+                taps.run(id(0), &block.linears[0], x.clone()),
+                heads,
+            ));
+            let k = self.rotate(split_heads(
+                taps.run(id(1), &block.linears[1], x.clone()),
+                heads,
+            ));
+            let v = split_heads(taps.run(id(2), &block.linears[2], x.clone()), heads);
+            let attn = taps.run(
+                id(3),
+                &block.linears[3],
+                merge_heads(attend(q, k, v, scale, None, &mask)),
+            );
+            let fc = taps.run(id(4), &block.linears[4], x);
+            let mlp = taps.run(id(5), &block.linears[5], gelu_new(fc));
+            h = h + attn + mlp;
+        }
+        let (w, b) = &self.lm_head;
+        self.ln_f
+            .forward(h)
+            .matmul(w.clone().transpose().unsqueeze::<3>())
+            + b.clone().unsqueeze::<3>()
+    }
+
+    /// A copy on the autodiff backend in which only the weights of `edited` track gradients.
+    pub fn to_autodiff(&self, edited: &[ModuleId]) -> Gptj<Autodiff<B>> {
+        let blocks = self
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(layer, b)| Block {
+                ln_1: b.ln_1.to_autodiff(),
+                linears: std::array::from_fn(|slot| {
+                    b.linears[slot].to_autodiff(edited.contains(&ModuleId { layer, slot }))
+                }),
+            })
+            .collect();
+        Gptj {
+            config: self.config.clone(),
+            wte: frozen(&self.wte),
+            blocks,
+            ln_f: self.ln_f.to_autodiff(),
+            lm_head: (frozen(&self.lm_head.0), frozen(&self.lm_head.1)),
+            rope: self.rope.map(frozen),
+        }
+    }
+}
