@@ -2,7 +2,7 @@
 
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor};
+use burn::tensor::{Bool, Distribution, Int, Tensor};
 
 use crate::LlmError;
 use crate::config::Gpt2Config;
@@ -95,6 +95,42 @@ impl<B: Backend> Gpt2<B> {
             wte,
             blocks,
         })
+    }
+
+    /// A freshly initialized model (HF's init: weights N(0, 0.02), biases 0, LayerNorm 1/0),
+    /// drawn from the backend's seeded generator.
+    pub fn init(config: &Gpt2Config, device: &B::Device) -> Self {
+        let (d, inner, eps) = (config.n_embd, config.inner(), config.layer_norm_epsilon);
+        let normal =
+            |shape: [usize; 2]| Tensor::random(shape, Distribution::Normal(0.0, 0.02), device);
+        let ln = || LayerNorm {
+            weight: Tensor::ones([d], device),
+            bias: Tensor::zeros([d], device),
+            eps,
+        };
+        let affine = |a, b| Affine {
+            weight: normal([a, b]),
+            bias: Some(Tensor::zeros([b], device)),
+        };
+        let blocks = (0..config.n_layer)
+            .map(|_| Block {
+                ln_1: ln(),
+                ln_2: ln(),
+                linears: [
+                    affine(d, 3 * d),
+                    affine(d, d),
+                    affine(d, inner),
+                    affine(inner, d),
+                ],
+            })
+            .collect();
+        Self {
+            config: config.clone(),
+            wte: normal([config.vocab_size, d]),
+            wpe: normal([config.n_positions, d]),
+            blocks,
+            ln_f: ln(),
+        }
     }
 
     /// The config.

@@ -274,3 +274,58 @@ pub fn repeat_kv<B: Backend>(x: Tensor<B, 4>, times: usize) -> Tensor<B, 4> {
         .expand([batch, kv, times, time, hd])
         .reshape([batch, kv * times, time, hd])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::TensorData;
+    use emsedit_tensor::{Cpu, cpu};
+
+    fn t4(v: Vec<f32>, shape: [usize; 4]) -> Tensor<Cpu, 4> {
+        Tensor::from_data(TensorData::new(v, shape), &cpu())
+    }
+
+    #[test]
+    fn softcap_bounds_scores_before_softmax() {
+        // One head, two positions; scores q·k = 100 and 0 for the second query.
+        let q = t4(vec![0.0, 10.0], [1, 1, 2, 1]);
+        let k = t4(vec![10.0, 0.0], [1, 1, 2, 1]);
+        let v = t4(vec![1.0, 0.0], [1, 1, 2, 1]);
+        let valid =
+            Tensor::<Cpu, 2, Bool>::from_data(TensorData::new(vec![true, true], [1, 2]), &cpu());
+        let mask = attention_mask(&valid, None);
+        let out = |cap| {
+            attend(q.clone(), k.clone(), v.clone(), 1.0, cap, &mask)
+                .into_data()
+                .into_vec::<f32>()
+                .unwrap()
+        };
+        // Uncapped: the second row weighs key 0 by softmax(100, 0) ≈ 1.
+        assert!((out(None)[1] - 1.0).abs() < 1e-6);
+        // Capped at 1: scores become tanh(100) ≈ 1 and 0, so the weight is σ(1).
+        let want = 1.0 / (1.0 + (-1.0f32).exp());
+        assert!(
+            (out(Some(1.0))[1] - want).abs() < 1e-6,
+            "{:?}",
+            out(Some(1.0))
+        );
+    }
+
+    #[test]
+    fn sliding_window_hides_old_keys() {
+        let valid =
+            Tensor::<Cpu, 2, Bool>::from_data(TensorData::new(vec![true; 4], [1, 4]), &cpu());
+        let mask = attention_mask(&valid, Some(2))
+            .into_data()
+            .into_vec::<bool>()
+            .unwrap();
+        // Row 3 sees keys 2 and 3 only.
+        assert_eq!(&mask[12..16], &[true, true, false, false]);
+        let mask = attention_mask(&valid, None)
+            .into_data()
+            .into_vec::<bool>()
+            .unwrap();
+        assert_eq!(&mask[12..16], &[false; 4]);
+        assert_eq!(&mask[0..4], &[false, true, true, true]);
+    }
+}

@@ -79,7 +79,17 @@ impl<B: Backend> CausalLm<B> {
         })
     }
 
-    /// The directory it was loaded from.
+    /// A randomly initialized GPT-2 (for pre-training and benchmarks); seed the backend first.
+    pub fn init_gpt2(config: crate::config::Gpt2Config, device: &B::Device) -> Self {
+        Self {
+            dir: PathBuf::new(),
+            arch: Arch::Gpt2(Gpt2::init(&config, device)),
+            config: ModelConfig::Gpt2(config),
+            device: device.clone(),
+        }
+    }
+
+    /// The directory it was loaded from (empty for an initialized model).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -208,6 +218,69 @@ impl<B: Backend> CausalLm<B> {
         batch.validate(self.vocab_size(), self.context_len())?;
         let (ids, valid) = (batch.ids(&self.device), batch.valid(&self.device));
         Ok(each_arch!(&self.arch, m => m.forward(ids, valid, &mut Taps::none())))
+    }
+
+    /// The most likely next token at every position (batch × time, row-major).
+    pub fn argmax(&self, batch: &Batch) -> Result<Vec<i64>, LlmError> {
+        let logits = self.forward(batch)?;
+        let ids = logits.argmax(2).into_data().convert::<i64>();
+        Ok(ids.into_vec::<i64>().expect("converted to i64"))
+    }
+
+    /// The logit of `tokens[i]` at flat position `i` (batch × time, row-major).
+    pub fn token_logits(&self, batch: &Batch, tokens: &[i64]) -> Result<Vec<f32>, LlmError> {
+        let n = batch.batch * batch.time;
+        if tokens.len() != n
+            || tokens
+                .iter()
+                .any(|&t| t < 0 || t as usize >= self.vocab_size())
+        {
+            return Err(LlmError::Batch(format!(
+                "need {n} token ids inside the vocabulary of {}",
+                self.vocab_size()
+            )));
+        }
+        let logits = self.forward(batch)?;
+        let index =
+            Tensor::<B, 2, Int>::from_data(TensorData::new(tokens.to_vec(), [n, 1]), &self.device);
+        let picked = logits.reshape([n, self.vocab_size()]).gather(1, index);
+        Ok(picked
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .expect("converted to f32"))
+    }
+
+    /// Greedy decoding: appends up to `max_new` argmax tokens to `prompt`, stopping after
+    /// `stop` when given, and returns only the new tokens.
+    pub fn generate(
+        &self,
+        prompt: &[u32],
+        max_new: usize,
+        stop: Option<u32>,
+    ) -> Result<Vec<u32>, LlmError> {
+        let mut ids: Vec<i64> = prompt.iter().map(|&t| t as i64).collect();
+        let mut out = Vec::new();
+        for _ in 0..max_new {
+            let time = ids.len();
+            let batch = Batch {
+                batch: 1,
+                time,
+                input_ids: ids.clone(),
+                attention_mask: vec![1; time],
+                labels: vec![crate::IGNORE; time],
+            };
+            let next = *self
+                .argmax(&batch)?
+                .last()
+                .ok_or_else(|| LlmError::Batch("empty prompt".into()))?;
+            out.push(next as u32);
+            ids.push(next);
+            if stop == Some(next as u32) {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// Mean cross-entropy over labelled positions.

@@ -83,3 +83,38 @@ fn edit_then_revert_is_bit_identical() {
             .all(|(a, b)| a.to_bits() == b.to_bits())
     );
 }
+
+#[test]
+fn argmax_token_logits_and_generation_agree_with_the_logits() {
+    let golden = Golden::load("llama");
+    let lm = CausalLm::<Cpu>::load(&fixture("llama"), &cpu()).unwrap();
+    let batch = golden.batch();
+    let (shape, logits) = golden.get("logits");
+    let v = shape[2];
+    let argmax = lm.argmax(&batch).unwrap();
+    let tokens: Vec<i64> = batch.input_ids.clone();
+    let picked = lm.token_logits(&batch, &tokens).unwrap();
+    for p in 0..shape[0] * shape[1] {
+        let row = &logits[p * v..(p + 1) * v];
+        let best = row.iter().cloned().fold(f64::MIN, f64::max);
+        assert!(
+            (row[argmax[p] as usize] - best).abs() < 1e-5,
+            "argmax at {p}"
+        );
+        assert!(
+            (picked[p] as f64 - row[tokens[p] as usize]).abs() < 1e-4,
+            "token logit at {p}"
+        );
+    }
+    // Greedy generation continues the first prompt with its argmax tokens.
+    let prompt: Vec<u32> = golden.json["batch"][0]["prompt_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect();
+    let new = lm.generate(&prompt, 3, None).unwrap();
+    assert_eq!(new.len(), 3);
+    assert_eq!(new[0] as i64, argmax[prompt.len() - 1]);
+    assert!(lm.token_logits(&batch, &tokens[1..]).is_err());
+}
