@@ -31,9 +31,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let sys = RidgeSystem::load(&path)?;
     let device = cpu();
     let (k, v) = sys.tensors::<Cpu>(&device);
+    let shown = path
+        .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+        .unwrap_or(&path);
     println!(
         "{}: N = {} keys of width a = {}, values of width b = {}, λ = {}",
-        path.display(),
+        shown.display(),
         sys.n,
         sys.a,
         sys.b,

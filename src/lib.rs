@@ -24,6 +24,31 @@
 //! # Ok::<(), emsedit::TensorError>(())
 //! ```
 
+//!
+//! Loading a Hugging Face model directory and taking the editors' gradients (spec §1.2, §2):
+//!
+//! ```
+//! use emsedit::llm::{Batch, CausalLm, LmTokenizer};
+//! use emsedit::{cpu, Cpu};
+//!
+//! let dir = std::path::Path::new("fixtures/llm/gpt2");
+//! let lm = CausalLm::<Cpu>::load(dir, &cpu())?;
+//! let tok = LmTokenizer::load_dir(dir)?;
+//! let prompt = tok.encode_prompt("The capital of Veltria is")?;
+//! let target = tok.encode_target("Orsk")?;
+//! let (p, t) = (prompt.len(), target.len());
+//! let input_ids: Vec<i64> = prompt.iter().chain(&target[..t - 1]).map(|&i| i as i64).collect();
+//! let labels: Vec<i64> =
+//!     std::iter::repeat(-100).take(p - 1).chain(target.iter().map(|&i| i as i64)).collect();
+//! let batch =
+//!     Batch { batch: 1, time: input_ids.len(), attention_mask: vec![1; input_ids.len()], input_ids, labels };
+//! let module = lm.module("transformer.h.2.mlp.c_proj")?;
+//! let grads = lm.edit_gradients(&batch, &[module])?;
+//! assert_eq!(grads.keys[0].dims(), [t, 180]);
+//! assert_eq!(grads.gammas[0].dims(), [180, 45]);
+//! # Ok::<(), emsedit::llm::LlmError>(())
+//! ```
+
 #![warn(missing_docs)]
 
 pub mod fixtures;

@@ -10,8 +10,8 @@ use burn::tensor::{Bool, Int, Tensor};
 use crate::LlmError;
 use crate::config::Gemma2Config;
 use crate::layers::{
-    Affine, RmsNorm, Rope, attend, attention_mask, frozen, gelu_new, merge_heads, repeat_kv,
-    split_heads,
+    Affine, RmsNorm, Rope, attend, attention_mask, frozen, gelu_new, lm_logits, merge_heads,
+    repeat_kv, split_heads,
 };
 use crate::llama::inv_freq;
 use crate::taps::{ModuleId, Taps};
@@ -173,10 +173,7 @@ impl<B: Backend> Gemma2<B> {
             let up = taps.run(id(5), &block.linears[5], x);
             h = h + post_ff.forward(taps.run(id(6), &block.linears[6], gate * up));
         }
-        let logits = self
-            .norm
-            .forward(h)
-            .matmul(self.embed.clone().transpose().unsqueeze::<3>());
+        let logits = lm_logits(self.norm.forward(h), &self.embed);
         match c.final_logit_softcapping {
             Some(cap) => logits.div_scalar(cap).tanh().mul_scalar(cap),
             None => logits,

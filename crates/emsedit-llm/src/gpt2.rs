@@ -7,7 +7,8 @@ use burn::tensor::{Bool, Distribution, Int, Tensor};
 use crate::LlmError;
 use crate::config::Gpt2Config;
 use crate::layers::{
-    Affine, LayerNorm, attend, attention_mask, frozen, gelu_new, merge_heads, split_heads,
+    Affine, LayerNorm, attend, attention_mask, frozen, gelu_new, lm_logits, merge_heads,
+    split_heads,
 };
 use crate::taps::{ModuleId, Taps};
 use crate::weights::Weights;
@@ -185,8 +186,7 @@ impl<B: Backend> Gpt2<B> {
             let fc = taps.run(id(2), &block.linears[2], block.ln_2.forward(h.clone()));
             h = h + taps.run(id(3), &block.linears[3], gelu_new(fc));
         }
-        let h = self.ln_f.forward(h);
-        h.matmul(self.wte.clone().transpose().unsqueeze::<3>())
+        lm_logits(self.ln_f.forward(h), &self.wte)
     }
 
     /// A copy on the autodiff backend in which only the weights of `edited` track gradients.

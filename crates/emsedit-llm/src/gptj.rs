@@ -8,7 +8,8 @@ use burn::tensor::{Bool, Int, Tensor};
 use crate::LlmError;
 use crate::config::{GptjConfig, RopeParameters};
 use crate::layers::{
-    Affine, LayerNorm, Rope, attend, attention_mask, frozen, gelu_new, merge_heads, split_heads,
+    Affine, LayerNorm, Rope, attend, attention_mask, frozen, gelu_new, lm_logits, merge_heads,
+    split_heads,
 };
 use crate::llama::inv_freq;
 use crate::taps::{ModuleId, Taps};
@@ -178,10 +179,7 @@ impl<B: Backend> Gptj<B> {
             h = h + attn + mlp;
         }
         let (w, b) = &self.lm_head;
-        self.ln_f
-            .forward(h)
-            .matmul(w.clone().transpose().unsqueeze::<3>())
-            + b.clone().unsqueeze::<3>()
+        lm_logits(self.ln_f.forward(h), w) + b.clone().unsqueeze::<3>()
     }
 
     /// A copy on the autodiff backend in which only the weights of `edited` track gradients.

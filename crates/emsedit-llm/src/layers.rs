@@ -15,13 +15,16 @@ pub struct Affine<B: Backend> {
 }
 
 impl<B: Backend> Affine<B> {
-    /// Applies the map to the last axis of `x` (batch × time × a).
+    /// Applies the map to the last axis of `x` (batch × time × a), as one 2-D product.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let y = x.matmul(self.weight.clone().unsqueeze::<3>());
-        match &self.bias {
-            Some(b) => y + b.clone().unsqueeze::<3>(),
+        let [batch, time, _] = x.dims();
+        let [_, b] = self.weight.dims();
+        let y = rows(x).matmul(self.weight.clone());
+        let y = match &self.bias {
+            Some(bias) => y + bias.clone().unsqueeze::<2>(),
             None => y,
-        }
+        };
+        y.reshape([batch, time, b])
     }
 
     /// (a, b).
@@ -37,6 +40,21 @@ impl<B: Backend> Affine<B> {
             bias: self.bias.as_ref().map(frozen),
         }
     }
+}
+
+/// Flattens batch × time × w into (batch·time) × w: one large product beats many small ones.
+pub fn rows<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 2> {
+    let [batch, time, w] = x.dims();
+    x.reshape([batch * time, w])
+}
+
+/// `h Eᵀ` for an embedding-shaped head E (V×d): batch × time × V logits.
+pub fn lm_logits<B: Backend>(h: Tensor<B, 3>, head: &Tensor<B, 2>) -> Tensor<B, 3> {
+    let [batch, time, _] = h.dims();
+    let [vocab, _] = head.dims();
+    rows(h)
+        .matmul(head.clone().transpose())
+        .reshape([batch, time, vocab])
 }
 
 /// LayerNorm over the last axis.

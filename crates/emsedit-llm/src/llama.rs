@@ -9,7 +9,8 @@ use burn::tensor::{Bool, Int, Tensor};
 use crate::LlmError;
 use crate::config::{LlamaConfig, RopeParameters};
 use crate::layers::{
-    Affine, RmsNorm, Rope, attend, attention_mask, frozen, merge_heads, repeat_kv, split_heads,
+    Affine, RmsNorm, Rope, attend, attention_mask, frozen, lm_logits, merge_heads, repeat_kv,
+    split_heads,
 };
 use crate::taps::{ModuleId, Taps};
 use crate::weights::Weights;
@@ -215,9 +216,7 @@ impl<B: Backend> Llama<B> {
             let up = taps.run(id(5), &block.linears[5], x);
             h = h + taps.run(id(6), &block.linears[6], gate * up);
         }
-        self.norm
-            .forward(h)
-            .matmul(self.lm_head.clone().transpose().unsqueeze::<3>())
+        lm_logits(self.norm.forward(h), &self.lm_head)
     }
 
     /// A copy on the autodiff backend in which only the weights of `edited` track gradients.

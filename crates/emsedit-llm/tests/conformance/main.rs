@@ -4,4 +4,5 @@
 mod errors;
 mod families;
 mod golden;
+mod loading;
 mod tokens;
