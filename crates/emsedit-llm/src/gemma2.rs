@@ -10,8 +10,7 @@ use burn::tensor::{Bool, Int, Tensor};
 use crate::LlmError;
 use crate::config::Gemma2Config;
 use crate::layers::{
-    Affine, RmsNorm, Rope, attend, attention_mask, frozen, gelu_new, lm_logits, merge_heads,
-    repeat_kv, split_heads,
+    Affine, Gqa, RmsNorm, Rope, attention_mask, embed, frozen, gelu_new, lm_logits,
 };
 use crate::llama::inv_freq;
 use crate::taps::{ModuleId, Taps};
@@ -46,20 +45,6 @@ const NORMS: [&str; 4] = [
     "post_feedforward_layernorm",
 ];
 
-fn rms<B: Backend>(
-    w: &mut Weights,
-    name: &str,
-    d: usize,
-    eps: f64,
-    device: &B::Device,
-) -> Result<RmsNorm<B>, LlmError> {
-    Ok(RmsNorm {
-        weight: w.take(name, [d], device)?,
-        eps,
-        offset: 1.0,
-    })
-}
-
 impl<B: Backend> Gemma2<B> {
     /// Builds the model from a checkpoint.
     pub fn load(
@@ -85,21 +70,13 @@ impl<B: Backend> Gemma2<B> {
                     .iter()
                     .zip(shapes)
                     .enumerate()
-                    .map(|(slot, (name, (a, b)))| {
-                        let prefix = format!("{p}.{name}");
-                        Ok(Affine {
-                            weight: w.take_linear(&format!("{prefix}.weight"), a, b, device)?,
-                            bias: if bias && slot < 4 {
-                                Some(w.take(&format!("{prefix}.bias"), [b], device)?)
-                            } else {
-                                None
-                            },
-                        })
+                    .map(|(slot, (name, ab))| {
+                        Affine::load_linear(w, &format!("{p}.{name}"), ab, bias && slot < 4, device)
                     })
                     .collect::<Result<Vec<_>, LlmError>>()?;
                 let norms = NORMS
                     .iter()
-                    .map(|n| rms(w, &format!("{p}.{n}.weight"), d, eps, device))
+                    .map(|n| RmsNorm::load(w, &format!("{p}.{n}.weight"), d, eps, 1.0, device))
                     .collect::<Result<Vec<_>, LlmError>>()?;
                 Ok(Block {
                     norms: norms.try_into().expect("four norms"),
@@ -111,7 +88,7 @@ impl<B: Backend> Gemma2<B> {
         Ok(Self {
             config: config.clone(),
             embed: w.take("model.embed_tokens.weight", [config.vocab_size, d], device)?,
-            norm: rms(w, "model.norm.weight", d, eps, device)?,
+            norm: RmsNorm::load(w, "model.norm.weight", d, eps, 1.0, device)?,
             rope: Rope::new(&freqs, config.max_position_embeddings, device),
             blocks,
         })
@@ -139,35 +116,31 @@ impl<B: Backend> Gemma2<B> {
         valid: Tensor<B, 2, Bool>,
         taps: &mut Taps<B>,
     ) -> Tensor<B, 3> {
-        let [batch, time] = ids.dims();
         let c = &self.config;
-        let (heads, kv_heads) = (c.num_attention_heads, c.num_key_value_heads);
+        let gqa = Gqa {
+            heads: c.num_attention_heads,
+            kv_heads: c.num_key_value_heads,
+            scale: c.query_pre_attn_scalar.powf(-0.5),
+            softcap: c.attn_logit_softcapping,
+        };
         // The reference rounds √d to the hidden dtype (f32) before scaling.
         let normalizer = (c.hidden_size as f64).sqrt() as f32 as f64;
-        let mut h = self
-            .embed
-            .clone()
-            .select(0, ids.reshape([batch * time]))
-            .reshape([batch, time, c.hidden_size])
-            .mul_scalar(normalizer);
+        let mut h = embed(&self.embed, ids).mul_scalar(normalizer);
         let full = attention_mask(&valid, None);
         let sliding = attention_mask(&valid, Some(c.sliding_window));
-        let scale = c.query_pre_attn_scalar.powf(-0.5);
         for (layer, block) in self.blocks.iter().enumerate() {
             let id = |slot| ModuleId { layer, slot };
             let [input, post_attn, pre_ff, post_ff] = &block.norms;
-            let x = input.forward(h.clone());
-            let q = split_heads(taps.run(id(0), &block.linears[0], x.clone()), heads);
-            let k = split_heads(taps.run(id(1), &block.linears[1], x.clone()), kv_heads);
-            let v = split_heads(taps.run(id(2), &block.linears[2], x), kv_heads);
-            let (q, k) = (self.rope.apply(q), self.rope.apply(k));
-            let (k, v) = (
-                repeat_kv(k, heads / kv_heads),
-                repeat_kv(v, heads / kv_heads),
-            );
             let mask = if c.is_sliding(layer) { &sliding } else { &full };
-            let attn = merge_heads(attend(q, k, v, scale, c.attn_logit_softcapping, mask));
-            h = h + post_attn.forward(taps.run(id(3), &block.linears[3], attn));
+            let attn = gqa.forward(
+                layer,
+                &block.linears,
+                input.forward(h.clone()),
+                &self.rope,
+                mask,
+                taps,
+            );
+            h = h + post_attn.forward(attn);
             let x = pre_ff.forward(h.clone());
             let gate = gelu_new(taps.run(id(4), &block.linears[4], x.clone()));
             let up = taps.run(id(5), &block.linears[5], x);

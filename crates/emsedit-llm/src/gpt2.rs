@@ -7,7 +7,7 @@ use burn::tensor::{Bool, Distribution, Int, Tensor};
 use crate::LlmError;
 use crate::config::Gpt2Config;
 use crate::layers::{
-    Affine, LayerNorm, attend, attention_mask, frozen, gelu_new, lm_logits, merge_heads,
+    Affine, LayerNorm, attend, attention_mask, embed, frozen, gelu_new, lm_logits, merge_heads,
     split_heads,
 };
 use crate::taps::{ModuleId, Taps};
@@ -34,33 +34,6 @@ pub struct Gpt2<B: Backend> {
     ln_f: LayerNorm<B>,
 }
 
-fn layer_norm<B: Backend>(
-    w: &mut Weights,
-    prefix: &str,
-    d: usize,
-    eps: f64,
-    device: &B::Device,
-) -> Result<LayerNorm<B>, LlmError> {
-    Ok(LayerNorm {
-        weight: w.take(&format!("{prefix}.weight"), [d], device)?,
-        bias: w.take(&format!("{prefix}.bias"), [d], device)?,
-        eps,
-    })
-}
-
-fn conv1d<B: Backend>(
-    w: &mut Weights,
-    prefix: &str,
-    a: usize,
-    b: usize,
-    device: &B::Device,
-) -> Result<Affine<B>, LlmError> {
-    Ok(Affine {
-        weight: w.take(&format!("{prefix}.weight"), [a, b], device)?,
-        bias: Some(w.take(&format!("{prefix}.bias"), [b], device)?),
-    })
-}
-
 impl<B: Backend> Gpt2<B> {
     /// Builds the model from a checkpoint, taking every tensor it needs.
     pub fn load(
@@ -73,13 +46,13 @@ impl<B: Backend> Gpt2<B> {
             .map(|i| {
                 let p = format!("transformer.h.{i}");
                 Ok(Block {
-                    ln_1: layer_norm(w, &format!("{p}.ln_1"), d, eps, device)?,
-                    ln_2: layer_norm(w, &format!("{p}.ln_2"), d, eps, device)?,
+                    ln_1: LayerNorm::load(w, &format!("{p}.ln_1"), d, eps, device)?,
+                    ln_2: LayerNorm::load(w, &format!("{p}.ln_2"), d, eps, device)?,
                     linears: [
-                        conv1d(w, &format!("{p}.attn.c_attn"), d, 3 * d, device)?,
-                        conv1d(w, &format!("{p}.attn.c_proj"), d, d, device)?,
-                        conv1d(w, &format!("{p}.mlp.c_fc"), d, inner, device)?,
-                        conv1d(w, &format!("{p}.mlp.c_proj"), inner, d, device)?,
+                        Affine::load_conv1d(w, &format!("{p}.attn.c_attn"), (d, 3 * d), device)?,
+                        Affine::load_conv1d(w, &format!("{p}.attn.c_proj"), (d, d), device)?,
+                        Affine::load_conv1d(w, &format!("{p}.mlp.c_fc"), (d, inner), device)?,
+                        Affine::load_conv1d(w, &format!("{p}.mlp.c_proj"), (inner, d), device)?,
                     ],
                 })
             })
@@ -92,7 +65,7 @@ impl<B: Backend> Gpt2<B> {
         Ok(Self {
             config: config.clone(),
             wpe: w.take("transformer.wpe.weight", [config.n_positions, d], device)?,
-            ln_f: layer_norm(w, "transformer.ln_f", d, eps, device)?,
+            ln_f: LayerNorm::load(w, "transformer.ln_f", d, eps, device)?,
             wte,
             blocks,
         })
@@ -156,14 +129,10 @@ impl<B: Backend> Gpt2<B> {
         valid: Tensor<B, 2, Bool>,
         taps: &mut Taps<B>,
     ) -> Tensor<B, 3> {
-        let [batch, time] = ids.dims();
+        let [_, time] = ids.dims();
         let d = self.config.n_embd;
         let heads = self.config.n_head;
-        let tokens = self
-            .wte
-            .clone()
-            .select(0, ids.reshape([batch * time]))
-            .reshape([batch, time, d]);
+        let tokens = embed(&self.wte, ids);
         let positions = self.wpe.clone().narrow(0, 0, time).unsqueeze::<3>();
         let mut h = tokens + positions;
         let mask = attention_mask(&valid, None);

@@ -8,8 +8,8 @@ use burn::tensor::{Bool, Int, Tensor};
 use crate::LlmError;
 use crate::config::{GptjConfig, RopeParameters};
 use crate::layers::{
-    Affine, LayerNorm, Rope, attend, attention_mask, frozen, gelu_new, lm_logits, merge_heads,
-    split_heads,
+    Affine, LayerNorm, Rope, attend, attention_mask, embed, frozen, gelu_new, lm_logits,
+    merge_heads, split_heads,
 };
 use crate::llama::inv_freq;
 use crate::taps::{ModuleId, Taps};
@@ -43,37 +43,6 @@ pub struct Gptj<B: Backend> {
     rope: Rope<B>,
 }
 
-fn layer_norm<B: Backend>(
-    w: &mut Weights,
-    prefix: &str,
-    d: usize,
-    eps: f64,
-    device: &B::Device,
-) -> Result<LayerNorm<B>, LlmError> {
-    Ok(LayerNorm {
-        weight: w.take(&format!("{prefix}.weight"), [d], device)?,
-        bias: w.take(&format!("{prefix}.bias"), [d], device)?,
-        eps,
-    })
-}
-
-fn linear<B: Backend>(
-    w: &mut Weights,
-    name: &str,
-    (a, b): (usize, usize),
-    bias: bool,
-    device: &B::Device,
-) -> Result<Affine<B>, LlmError> {
-    Ok(Affine {
-        weight: w.take_linear(&format!("{name}.weight"), a, b, device)?,
-        bias: if bias {
-            Some(w.take(&format!("{name}.bias"), [b], device)?)
-        } else {
-            None
-        },
-    })
-}
-
 impl<B: Backend> Gptj<B> {
     /// Builds the model from a checkpoint.
     pub fn load(
@@ -86,14 +55,32 @@ impl<B: Backend> Gptj<B> {
             .map(|i| {
                 let p = format!("transformer.h.{i}");
                 Ok(Block {
-                    ln_1: layer_norm(w, &format!("{p}.ln_1"), d, eps, device)?,
+                    ln_1: LayerNorm::load(w, &format!("{p}.ln_1"), d, eps, device)?,
                     linears: [
-                        linear(w, &format!("{p}.attn.q_proj"), (d, d), false, device)?,
-                        linear(w, &format!("{p}.attn.k_proj"), (d, d), false, device)?,
-                        linear(w, &format!("{p}.attn.v_proj"), (d, d), false, device)?,
-                        linear(w, &format!("{p}.attn.out_proj"), (d, d), false, device)?,
-                        linear(w, &format!("{p}.mlp.fc_in"), (d, inner), true, device)?,
-                        linear(w, &format!("{p}.mlp.fc_out"), (inner, d), true, device)?,
+                        Affine::load_linear(w, &format!("{p}.attn.q_proj"), (d, d), false, device)?,
+                        Affine::load_linear(w, &format!("{p}.attn.k_proj"), (d, d), false, device)?,
+                        Affine::load_linear(w, &format!("{p}.attn.v_proj"), (d, d), false, device)?,
+                        Affine::load_linear(
+                            w,
+                            &format!("{p}.attn.out_proj"),
+                            (d, d),
+                            false,
+                            device,
+                        )?,
+                        Affine::load_linear(
+                            w,
+                            &format!("{p}.mlp.fc_in"),
+                            (d, inner),
+                            true,
+                            device,
+                        )?,
+                        Affine::load_linear(
+                            w,
+                            &format!("{p}.mlp.fc_out"),
+                            (inner, d),
+                            true,
+                            device,
+                        )?,
                     ],
                 })
             })
@@ -106,7 +93,7 @@ impl<B: Backend> Gptj<B> {
         Ok(Self {
             config: config.clone(),
             wte: w.take("transformer.wte.weight", [config.vocab_size, d], device)?,
-            ln_f: layer_norm(w, "transformer.ln_f", d, eps, device)?,
+            ln_f: LayerNorm::load(w, "transformer.ln_f", d, eps, device)?,
             lm_head: (
                 w.take("lm_head.weight", [config.vocab_size, d], device)?,
                 w.take("lm_head.bias", [config.vocab_size], device)?,
@@ -148,13 +135,8 @@ impl<B: Backend> Gptj<B> {
         valid: Tensor<B, 2, Bool>,
         taps: &mut Taps<B>,
     ) -> Tensor<B, 3> {
-        let [batch, time] = ids.dims();
-        let (d, heads) = (self.config.n_embd, self.config.n_head);
-        let mut h = self
-            .wte
-            .clone()
-            .select(0, ids.reshape([batch * time]))
-            .reshape([batch, time, d]);
+        let heads = self.config.n_head;
+        let mut h = embed(&self.wte, ids);
         let mask = attention_mask(&valid, None);
         let scale = 1.0 / (self.config.head_dim() as f64).sqrt();
         for (layer, block) in self.blocks.iter().enumerate() {

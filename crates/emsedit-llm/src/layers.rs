@@ -3,7 +3,11 @@
 use burn::backend::Autodiff;
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::{Bool, Int, Tensor};
+
+use crate::LlmError;
+use crate::taps::{ModuleId, Taps};
+use crate::weights::Weights;
 
 /// `y = x W + bias` with `W` stored a×b (fan-in × fan-out), the editors' orientation.
 #[derive(Debug, Clone)]
@@ -15,6 +19,37 @@ pub struct Affine<B: Backend> {
 }
 
 impl<B: Backend> Affine<B> {
+    /// An HF `nn.Linear` (weight stored b×a, optional bias) under `prefix`.
+    pub fn load_linear(
+        w: &mut Weights,
+        prefix: &str,
+        (a, b): (usize, usize),
+        bias: bool,
+        device: &B::Device,
+    ) -> Result<Self, LlmError> {
+        Ok(Self {
+            weight: w.take_linear(&format!("{prefix}.weight"), a, b, device)?,
+            bias: if bias {
+                Some(w.take(&format!("{prefix}.bias"), [b], device)?)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// A GPT-2 `Conv1D` (weight stored a×b, bias) under `prefix`.
+    pub fn load_conv1d(
+        w: &mut Weights,
+        prefix: &str,
+        (a, b): (usize, usize),
+        device: &B::Device,
+    ) -> Result<Self, LlmError> {
+        Ok(Self {
+            weight: w.take(&format!("{prefix}.weight"), [a, b], device)?,
+            bias: Some(w.take(&format!("{prefix}.bias"), [b], device)?),
+        })
+    }
+
     /// Applies the map to the last axis of `x` (batch × time × a), as one 2-D product.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, time, _] = x.dims();
@@ -39,6 +74,52 @@ impl<B: Backend> Affine<B> {
             weight: if track { weight.require_grad() } else { weight },
             bias: self.bias.as_ref().map(frozen),
         }
+    }
+}
+
+/// Token embeddings: rows of `table` (V×d) for batch × time ids.
+pub fn embed<B: Backend>(table: &Tensor<B, 2>, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+    let [batch, time] = ids.dims();
+    let [_, d] = table.dims();
+    table
+        .clone()
+        .select(0, ids.reshape([batch * time]))
+        .reshape([batch, time, d])
+}
+
+/// The shape of grouped-query self-attention (LLaMA, Gemma).
+#[derive(Debug, Clone, Copy)]
+pub struct Gqa {
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads.
+    pub kv_heads: usize,
+    /// Score scale.
+    pub scale: f64,
+    /// Optional score soft-cap.
+    pub softcap: Option<f64>,
+}
+
+impl Gqa {
+    /// Self-attention through `linears[0..4]` (q, k, v, o) of block `layer`, rotary on q and k.
+    pub fn forward<B: Backend>(
+        &self,
+        layer: usize,
+        linears: &[Affine<B>],
+        x: Tensor<B, 3>,
+        rope: &Rope<B>,
+        mask: &Tensor<B, 4, Bool>,
+        taps: &mut Taps<B>,
+    ) -> Tensor<B, 3> {
+        let id = |slot| ModuleId { layer, slot };
+        let q = split_heads(taps.run(id(0), &linears[0], x.clone()), self.heads);
+        let k = split_heads(taps.run(id(1), &linears[1], x.clone()), self.kv_heads);
+        let v = split_heads(taps.run(id(2), &linears[2], x), self.kv_heads);
+        let (q, k) = (rope.apply(q), rope.apply(k));
+        let group = self.heads / self.kv_heads;
+        let (k, v) = (repeat_kv(k, group), repeat_kv(v, group));
+        let attn = merge_heads(attend(q, k, v, self.scale, self.softcap, mask));
+        taps.run(id(3), &linears[3], attn)
     }
 }
 
@@ -69,6 +150,21 @@ pub struct LayerNorm<B: Backend> {
 }
 
 impl<B: Backend> LayerNorm<B> {
+    /// `prefix.weight` and `prefix.bias` of width d.
+    pub fn load(
+        w: &mut Weights,
+        prefix: &str,
+        d: usize,
+        eps: f64,
+        device: &B::Device,
+    ) -> Result<Self, LlmError> {
+        Ok(Self {
+            weight: w.take(&format!("{prefix}.weight"), [d], device)?,
+            bias: w.take(&format!("{prefix}.bias"), [d], device)?,
+            eps,
+        })
+    }
+
     /// A frozen copy on the autodiff backend.
     pub fn to_autodiff(&self) -> LayerNorm<Autodiff<B>> {
         LayerNorm {
@@ -174,6 +270,22 @@ pub struct RmsNorm<B: Backend> {
 }
 
 impl<B: Backend> RmsNorm<B> {
+    /// The scale `name` of width d.
+    pub fn load(
+        w: &mut Weights,
+        name: &str,
+        d: usize,
+        eps: f64,
+        offset: f64,
+        device: &B::Device,
+    ) -> Result<Self, LlmError> {
+        Ok(Self {
+            weight: w.take(name, [d], device)?,
+            eps,
+            offset,
+        })
+    }
+
     /// A frozen copy on the autodiff backend.
     pub fn to_autodiff(&self) -> RmsNorm<Autodiff<B>> {
         RmsNorm {

@@ -8,10 +8,7 @@ use burn::tensor::{Bool, Int, Tensor};
 
 use crate::LlmError;
 use crate::config::{LlamaConfig, RopeParameters};
-use crate::layers::{
-    Affine, RmsNorm, Rope, attend, attention_mask, frozen, lm_logits, merge_heads, repeat_kv,
-    split_heads,
-};
+use crate::layers::{Affine, Gqa, RmsNorm, Rope, attention_mask, embed, frozen, lm_logits};
 use crate::taps::{ModuleId, Taps};
 use crate::weights::Weights;
 
@@ -77,37 +74,6 @@ pub fn inv_freq(rope: &RopeParameters, head_dim: usize) -> Vec<f64> {
         .collect()
 }
 
-fn rms<B: Backend>(
-    w: &mut Weights,
-    name: &str,
-    d: usize,
-    eps: f64,
-    device: &B::Device,
-) -> Result<RmsNorm<B>, LlmError> {
-    Ok(RmsNorm {
-        weight: w.take(name, [d], device)?,
-        eps,
-        offset: 0.0,
-    })
-}
-
-fn linear<B: Backend>(
-    w: &mut Weights,
-    prefix: &str,
-    (a, b): (usize, usize),
-    bias: bool,
-    device: &B::Device,
-) -> Result<Affine<B>, LlmError> {
-    Ok(Affine {
-        weight: w.take_linear(&format!("{prefix}.weight"), a, b, device)?,
-        bias: if bias {
-            Some(w.take(&format!("{prefix}.bias"), [b], device)?)
-        } else {
-            None
-        },
-    })
-}
-
 impl<B: Backend> Llama<B> {
     /// Builds the model from a checkpoint.
     pub fn load(
@@ -129,22 +95,54 @@ impl<B: Backend> Llama<B> {
             .map(|i| {
                 let p = format!("model.layers.{i}");
                 Ok(Block {
-                    input_norm: rms(w, &format!("{p}.input_layernorm.weight"), d, eps, device)?,
-                    post_norm: rms(
+                    input_norm: RmsNorm::load(
+                        w,
+                        &format!("{p}.input_layernorm.weight"),
+                        d,
+                        eps,
+                        0.0,
+                        device,
+                    )?,
+                    post_norm: RmsNorm::load(
                         w,
                         &format!("{p}.post_attention_layernorm.weight"),
                         d,
                         eps,
+                        0.0,
                         device,
                     )?,
                     linears: [
-                        linear(w, &format!("{p}.self_attn.q_proj"), (d, q), ab, device)?,
-                        linear(w, &format!("{p}.self_attn.k_proj"), (d, kv), ab, device)?,
-                        linear(w, &format!("{p}.self_attn.v_proj"), (d, kv), ab, device)?,
-                        linear(w, &format!("{p}.self_attn.o_proj"), (q, d), ab, device)?,
-                        linear(w, &format!("{p}.mlp.gate_proj"), (d, ff), mb, device)?,
-                        linear(w, &format!("{p}.mlp.up_proj"), (d, ff), mb, device)?,
-                        linear(w, &format!("{p}.mlp.down_proj"), (ff, d), mb, device)?,
+                        Affine::load_linear(
+                            w,
+                            &format!("{p}.self_attn.q_proj"),
+                            (d, q),
+                            ab,
+                            device,
+                        )?,
+                        Affine::load_linear(
+                            w,
+                            &format!("{p}.self_attn.k_proj"),
+                            (d, kv),
+                            ab,
+                            device,
+                        )?,
+                        Affine::load_linear(
+                            w,
+                            &format!("{p}.self_attn.v_proj"),
+                            (d, kv),
+                            ab,
+                            device,
+                        )?,
+                        Affine::load_linear(
+                            w,
+                            &format!("{p}.self_attn.o_proj"),
+                            (q, d),
+                            ab,
+                            device,
+                        )?,
+                        Affine::load_linear(w, &format!("{p}.mlp.gate_proj"), (d, ff), mb, device)?,
+                        Affine::load_linear(w, &format!("{p}.mlp.up_proj"), (d, ff), mb, device)?,
+                        Affine::load_linear(w, &format!("{p}.mlp.down_proj"), (ff, d), mb, device)?,
                     ],
                 })
             })
@@ -158,7 +156,7 @@ impl<B: Backend> Llama<B> {
         let freqs = inv_freq(&config.rope(), config.head_dim());
         Ok(Self {
             config: config.clone(),
-            norm: rms(w, "model.norm.weight", d, eps, device)?,
+            norm: RmsNorm::load(w, "model.norm.weight", d, eps, 0.0, device)?,
             rope: Rope::new(&freqs, config.max_position_embeddings, device),
             embed,
             lm_head,
@@ -188,29 +186,19 @@ impl<B: Backend> Llama<B> {
         valid: Tensor<B, 2, Bool>,
         taps: &mut Taps<B>,
     ) -> Tensor<B, 3> {
-        let [batch, time] = ids.dims();
         let c = &self.config;
-        let (heads, kv_heads, hd) = (c.num_attention_heads, c.kv_heads(), c.head_dim());
-        let mut h = self
-            .embed
-            .clone()
-            .select(0, ids.reshape([batch * time]))
-            .reshape([batch, time, c.hidden_size]);
+        let gqa = Gqa {
+            heads: c.num_attention_heads,
+            kv_heads: c.kv_heads(),
+            scale: 1.0 / (c.head_dim() as f64).sqrt(),
+            softcap: None,
+        };
+        let mut h = embed(&self.embed, ids);
         let mask = attention_mask(&valid, None);
-        let scale = 1.0 / (hd as f64).sqrt();
         for (layer, block) in self.blocks.iter().enumerate() {
             let id = |slot| ModuleId { layer, slot };
             let x = block.input_norm.forward(h.clone());
-            let q = split_heads(taps.run(id(0), &block.linears[0], x.clone()), heads);
-            let k = split_heads(taps.run(id(1), &block.linears[1], x.clone()), kv_heads);
-            let v = split_heads(taps.run(id(2), &block.linears[2], x), kv_heads);
-            let (q, k) = (self.rope.apply(q), self.rope.apply(k));
-            let (k, v) = (
-                repeat_kv(k, heads / kv_heads),
-                repeat_kv(v, heads / kv_heads),
-            );
-            let attn = merge_heads(attend(q, k, v, scale, None, &mask));
-            h = h + taps.run(id(3), &block.linears[3], attn);
+            h = h + gqa.forward(layer, &block.linears, x, &self.rope, &mask, taps);
             let x = block.post_norm.forward(h.clone());
             let gate = silu(taps.run(id(4), &block.linears[4], x.clone()));
             let up = taps.run(id(5), &block.linears[5], x);
