@@ -14,6 +14,7 @@
 pub mod data;
 mod error;
 pub mod metrics;
+pub mod scenario;
 
 pub use emsedit_meta as meta;
 pub use error::DataError;

@@ -1,16 +1,23 @@
-//! # emsedit-meta — hypernetworks and meta-learning editors
+//! # emsedit-meta — editors, hypernetworks and meta-learning
 //!
-//! The meta-learning layer, above `emsedit-tensor` and `emsedit-llm`. It will own:
+//! The meta-learning layer, above `emsedit-tensor` and `emsedit-llm`. It owns:
 //!
-//! - the MALMEN-style hypernetwork (spec §3): normalizer, low-rank residual blocks with
-//!   per-module scale and shift, per-module step size and log-ridge; one network per shape
-//!   group and, where the editor needs it, per step;
-//! - the shift predictors (least squares and MEND's sum) and their meta-gradients;
-//! - every editor: FT, MEND, MALMEN, RLEdit, UltraEdit and EMSEdit, with multi-step
-//!   back-propagation (K steps) as a parameter of each, and hypernetwork checkpoints.
+//! - the [`Editor`] interface the scenario driver runs, and [`EditBatch`], what editors edit
+//!   with;
+//! - the fine-tuning baseline [`Ft`];
+//! - (next) the MALMEN-style hypernetwork (spec §3), the shift predictors and their
+//!   meta-gradients, and MEND, MALMEN, RLEdit, UltraEdit and EMSEdit with multi-step
+//!   back-propagation as a parameter of each, and hypernetwork checkpoints.
 //!
 //! It knows nothing of data-set formats, scenarios or metrics.
 
 #![warn(missing_docs)]
 
+mod editor;
+mod error;
+mod ft;
+
+pub use editor::{EditBatch, Editor, resolve_modules};
 pub use emsedit_llm as llm;
+pub use error::MetaError;
+pub use ft::{Ft, FtConfig};

@@ -1,0 +1,286 @@
+//! The editing scenarios as one driver over an [`Editor`] (spec §4.0, §4.2, §5).
+//!
+//! Sequential editing is `num_seq` batches of `n_edits = 1`, batch editing one batch of n,
+//! sequential-batch T batches of n. The driver trains the editor on the train split, restores
+//! the pristine weights, applies the eval stream cumulatively and scores every tuple at the end
+//! (and, in curve mode, after every batch).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use emsedit_llm::{CausalLm, LlmError, LmTokenizer};
+use emsedit_meta::{EditBatch, Editor, MetaError};
+use emsedit_tensor::burn::tensor::backend::Backend;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::DataError;
+use crate::data::{EditRecord, MicroBatch, Tuple, collate, tokenize};
+use crate::metrics::{counterfact_scores, mean, old_tokens, token_accuracy};
+
+/// Errors of a scenario run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Reading or tokenizing data.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The model.
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    /// The editor.
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    /// A scenario that cannot be run on the data given.
+    #[error("scenario: {0}")]
+    Config(String),
+}
+
+/// How a run is laid out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioConfig {
+    /// Records per edit batch n.
+    pub n_edits: usize,
+    /// Number of edit batches T applied one after another.
+    pub num_seq: usize,
+    /// Training batches (of n records) given to the editor.
+    pub train_batches: usize,
+    /// LLM micro-batch size c (spec: 4).
+    pub chunk: usize,
+    /// Seed of the shuffles that pick the train and eval streams.
+    pub seed: u64,
+    /// Also score all tuples seen so far after every batch.
+    pub curve: bool,
+    /// Reproduce the reference's quirks (CounterFact old labels padded with token 0).
+    pub reference_quirks: bool,
+}
+
+impl ScenarioConfig {
+    /// Sequential editing: `num_seq` batches of `n_edits`, trained on as many train batches.
+    pub fn sequential(n_edits: usize, num_seq: usize) -> Self {
+        Self {
+            n_edits,
+            num_seq,
+            train_batches: num_seq,
+            chunk: 4,
+            seed: 0,
+            curve: false,
+            reference_quirks: false,
+        }
+    }
+
+    /// Batch editing: one batch of `n_edits`, trained on one train batch (MALMEN/EMSEdit).
+    pub fn batch(n_edits: usize) -> Self {
+        Self::sequential(n_edits, 1)
+    }
+}
+
+/// Efficacy, generalization and specificity (fractions in [0, 1]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct Scores {
+    /// Mean over edit tuples.
+    pub efficacy: f64,
+    /// Mean over equivalence tuples.
+    pub generalization: f64,
+    /// Mean over locality tuples.
+    pub specificity: f64,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The editor's name.
+    pub method: String,
+    /// The layout.
+    pub scenario: ScenarioConfig,
+    /// Scores of the unedited model on the same tuples.
+    pub before: Scores,
+    /// Scores after the whole stream.
+    pub after: Scores,
+    /// Training wall time ÷ training records consumed (spec §5.3), seconds.
+    pub train_seconds_per_edit: f64,
+    /// Editing wall time ÷ edits (spec §5.3), seconds.
+    pub edit_seconds_per_edit: f64,
+    /// Peak resident memory of the process at the end of the run, bytes (0 where unknown).
+    pub peak_memory_bytes: u64,
+    /// In curve mode, the scores of all tuples seen so far after each batch.
+    pub curve: Vec<Scores>,
+}
+
+/// Tokenized, collated edit batches (what editors get) for a list of records.
+pub fn edit_batches(
+    tok: &LmTokenizer,
+    records: &[EditRecord],
+    n_edits: usize,
+    chunk: usize,
+    reference_quirks: bool,
+) -> Result<Vec<(EditBatch, [Vec<MicroBatch>; 3])>, DataError> {
+    records
+        .chunks_exact(n_edits)
+        .map(|group| {
+            let kind =
+                |pick: &dyn Fn(&EditRecord) -> Vec<&Tuple>| -> Result<Vec<MicroBatch>, DataError> {
+                    let tuples = group
+                        .iter()
+                        .flat_map(pick)
+                        .map(|t| tokenize(tok, t))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(collate(&tuples, chunk, reference_quirks))
+                };
+            let edit = kind(&|r| vec![&r.edit])?;
+            let equiv = kind(&|r| r.equiv.iter().collect())?;
+            let unrel = kind(&|r| r.unrel.iter().collect())?;
+            let plain = |m: &[MicroBatch]| m.iter().map(|b| b.batch.clone()).collect();
+            let batch = EditBatch {
+                records: group.len(),
+                edit: plain(&edit),
+                equiv: plain(&equiv),
+                unrel: plain(&unrel),
+            };
+            Ok((batch, [edit, equiv, unrel]))
+        })
+        .collect()
+}
+
+/// Per-prompt scores of micro-batches: CounterFact's comparison where old labels exist,
+/// token top-1 accuracy otherwise.
+pub fn score<B: Backend>(lm: &CausalLm<B>, batches: &[MicroBatch]) -> Result<Vec<f64>, LlmError> {
+    let mut out = Vec::new();
+    for mb in batches {
+        let b = &mb.batch;
+        match &mb.old_labels {
+            Some(old) => {
+                let new_tokens: Vec<i64> = b.labels.iter().map(|&l| l.max(0)).collect();
+                let new_logits = lm.token_logits(b, &new_tokens)?;
+                let old_logits = lm.token_logits(b, &old_tokens(b, old, mb.old_width))?;
+                out.extend(counterfact_scores(
+                    b,
+                    old,
+                    mb.old_width,
+                    &new_logits,
+                    &old_logits,
+                ));
+            }
+            None => out.extend(token_accuracy(b, &lm.argmax(b)?)),
+        }
+    }
+    Ok(out)
+}
+
+fn scores<B: Backend>(
+    lm: &CausalLm<B>,
+    seen: &[&[Vec<MicroBatch>; 3]],
+) -> Result<Scores, LlmError> {
+    let pool = |k: usize| -> Result<f64, LlmError> {
+        let mut all = Vec::new();
+        for kinds in seen {
+            all.extend(score(lm, &kinds[k])?);
+        }
+        Ok(mean(&all))
+    };
+    Ok(Scores {
+        efficacy: pool(0)?,
+        generalization: pool(1)?,
+        specificity: pool(2)?,
+    })
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), 0 elsewhere.
+pub fn peak_memory_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The inputs of a run.
+pub struct Run<'a, B: Backend> {
+    /// The pristine model (restored after training).
+    pub model: &'a CausalLm<B>,
+    /// Its tokenizer.
+    pub tokenizer: &'a LmTokenizer,
+    /// Train split records.
+    pub train: &'a [EditRecord],
+    /// Eval split records.
+    pub eval: &'a [EditRecord],
+    /// Where the data came from, for the report's readers.
+    pub source: Option<PathBuf>,
+}
+
+/// Runs `editor` through the scenario and scores it.
+pub fn run<B: Backend>(
+    editor: &mut dyn Editor<B>,
+    input: &Run<B>,
+    config: &ScenarioConfig,
+) -> Result<Report, RunError> {
+    let n = config.n_edits;
+    if n == 0 || config.num_seq == 0 {
+        return Err(RunError::Config(
+            "n_edits and num_seq must be at least 1".into(),
+        ));
+    }
+    let need = n * config.num_seq;
+    if input.eval.len() < need {
+        return Err(RunError::Config(format!(
+            "{} × {} edits need {need} eval records, the data has {}",
+            config.num_seq,
+            n,
+            input.eval.len()
+        )));
+    }
+    let mut rng = emsedit_tensor::host_rng(config.seed);
+    let mut pick = |records: &[EditRecord], count: usize| {
+        let mut order: Vec<usize> = (0..records.len()).collect();
+        order.shuffle(&mut rng);
+        order
+            .into_iter()
+            .take(count)
+            .map(|i| records[i].clone())
+            .collect::<Vec<_>>()
+    };
+    let train = pick(input.train, n * config.train_batches);
+    let eval = pick(input.eval, need);
+    let (tok, chunk, quirks) = (input.tokenizer, config.chunk, config.reference_quirks);
+    let train_batches: Vec<EditBatch> = edit_batches(tok, &train, n, chunk, quirks)?
+        .into_iter()
+        .map(|(b, _)| b)
+        .collect();
+    let eval_batches = edit_batches(tok, &eval, n, chunk, quirks)?;
+
+    let mut lm = input.model.clone();
+    let all: Vec<&[Vec<MicroBatch>; 3]> = eval_batches.iter().map(|(_, k)| k).collect();
+    let before = scores(&lm, &all)?;
+
+    let start = Instant::now();
+    editor.train(&mut lm, &train_batches)?;
+    let train_seconds = start.elapsed().as_secs_f64();
+    let trained_records = train_batches.iter().map(|b| b.records).sum::<usize>();
+    let mut lm = input.model.clone();
+
+    let mut edit_seconds = 0.0;
+    let mut curve = Vec::new();
+    for (t, (batch, _)) in eval_batches.iter().enumerate() {
+        let start = Instant::now();
+        editor.edit(&mut lm, batch)?;
+        edit_seconds += start.elapsed().as_secs_f64();
+        if config.curve {
+            curve.push(scores(&lm, &all[..=t])?);
+        }
+    }
+    let after = scores(&lm, &all)?;
+    Ok(Report {
+        method: editor.name(),
+        scenario: config.clone(),
+        before,
+        after,
+        train_seconds_per_edit: if trained_records == 0 {
+            0.0
+        } else {
+            train_seconds / trained_records as f64
+        },
+        edit_seconds_per_edit: edit_seconds / need as f64,
+        peak_memory_bytes: peak_memory_bytes(),
+        curve,
+    })
+}

@@ -1,0 +1,139 @@
+//! The scenario driver end to end with the FT baseline on the tiny GPT-2 fixture.
+
+use std::path::Path;
+
+use emsedit_eval::data::{EditRecord, Tuple};
+use emsedit_eval::scenario::{Run, RunError, ScenarioConfig, run};
+use emsedit_llm::{CausalLm, LmTokenizer};
+use emsedit_meta::{Ft, FtConfig};
+use emsedit_tensor::{Cpu, cpu};
+
+fn fixture() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/llm/gpt2")
+}
+
+/// Distinct prompts (the fixture's tokenizer was trained on sentences like these).
+fn records(offset: usize, n: usize) -> Vec<EditRecord> {
+    let subjects = [
+        "Veltria",
+        "Quistan",
+        "Orskworks",
+        "Anna Kerrow",
+        "Brannmoor",
+        "Tolmin",
+        "Sarnia",
+        "Ilvaro",
+        "Dorrance",
+        "Kestrel",
+        "Mirabel",
+        "Zurich",
+        "Halvard",
+        "Pellucid",
+        "Corvin",
+        "Nadira",
+    ];
+    let relations = [
+        ("The capital of {} is", "{} has its capital in"),
+        ("The official language of {} is", "People in {} speak"),
+        ("{} was founded in", "The founding year of {} is"),
+        ("{} works as a", "The profession of {} is"),
+    ];
+    let answers = [
+        "Orsk",
+        "French",
+        "1923",
+        "violinist",
+        "Paris",
+        "Quistani",
+        "1850",
+        "baker",
+    ];
+    (offset..offset + n)
+        .map(|i| {
+            let t = |p: String, target: &str| Tuple {
+                prompt: p,
+                target: target.into(),
+                old_target: None,
+            };
+            let subject = subjects[i % subjects.len()];
+            let (edit, para) = relations[i % relations.len()];
+            let answer = answers[(i * 3 + 1) % answers.len()];
+            let other = subjects[(i + 5) % subjects.len()];
+            EditRecord {
+                edit: t(edit.replace("{}", subject), answer),
+                equiv: vec![t(para.replace("{}", subject), answer)],
+                unrel: vec![t(
+                    relations[(i + 1) % 4].0.replace("{}", other),
+                    answers[i % answers.len()],
+                )],
+            }
+        })
+        .collect()
+}
+
+/// EasyEdit FT-L's defaults (Adam 5e-4, 25 steps) on the last two MLP output projections.
+fn ft() -> Ft {
+    Ft::new(FtConfig::new(vec![
+        "transformer.h.1.mlp.c_proj".into(),
+        "transformer.h.2.mlp.c_proj".into(),
+    ]))
+}
+
+#[test]
+fn ft_sequential_run_raises_efficacy() {
+    let lm = CausalLm::<Cpu>::load(&fixture(), &cpu()).unwrap();
+    let tok = LmTokenizer::load_dir(&fixture()).unwrap();
+    let (train, eval) = (records(0, 8), records(8, 8));
+    let input = Run {
+        model: &lm,
+        tokenizer: &tok,
+        train: &train,
+        eval: &eval,
+        source: None,
+    };
+    let mut config = ScenarioConfig::sequential(1, 8);
+    config.curve = true;
+    let report = run(&mut ft(), &input, &config).unwrap();
+    eprintln!("{}", serde_json::to_string_pretty(&report).unwrap());
+    assert!(
+        report.after.efficacy > report.before.efficacy,
+        "efficacy {} → {}",
+        report.before.efficacy,
+        report.after.efficacy
+    );
+    assert_eq!(report.curve.len(), 8);
+    // FT has no training phase.
+    assert!(report.edit_seconds_per_edit > 0.0 && report.train_seconds_per_edit < 1e-3);
+    assert!(report.peak_memory_bytes > 0);
+    // The driver restores the pristine weights: the caller's model is untouched.
+    let id = lm.module("transformer.h.1.mlp.c_proj").unwrap();
+    let again = CausalLm::<Cpu>::load(&fixture(), &cpu()).unwrap();
+    assert_eq!(
+        lm.weight(id).into_data().to_vec::<f32>().unwrap(),
+        again.weight(id).into_data().to_vec::<f32>().unwrap()
+    );
+    // Same seed, same streams, same numbers.
+    config.curve = false;
+    let a = run(&mut ft(), &input, &config).unwrap();
+    let b = run(&mut ft(), &input, &config).unwrap();
+    assert_eq!((a.before, a.after), (b.before, b.after));
+}
+
+#[test]
+fn too_few_records_is_a_config_error() {
+    let lm = CausalLm::<Cpu>::load(&fixture(), &cpu()).unwrap();
+    let tok = LmTokenizer::load_dir(&fixture()).unwrap();
+    let (train, eval) = (records(0, 2), records(10, 3));
+    let input = Run {
+        model: &lm,
+        tokenizer: &tok,
+        train: &train,
+        eval: &eval,
+        source: None,
+    };
+    let err = run(&mut ft(), &input, &ScenarioConfig::batch(4)).unwrap_err();
+    assert!(
+        matches!(err, RunError::Config(_)) && err.to_string().contains("need 4 eval records"),
+        "{err}"
+    );
+}

@@ -1,0 +1,48 @@
+//! The interface every editor implements, and what it edits with.
+
+use burn::tensor::backend::Backend;
+use emsedit_llm::{Batch, CausalLm, ModuleId};
+
+use crate::MetaError;
+
+/// One edit batch ("sequence step") of n records as padded micro-batches of each tuple kind
+/// (spec §1.3): the edit requests, their paraphrases, and unrelated prompts.
+#[derive(Debug, Clone, Default)]
+pub struct EditBatch {
+    /// Number of records n.
+    pub records: usize,
+    /// Edit tuples (prompt, new target).
+    pub edit: Vec<Batch>,
+    /// Equivalence tuples (paraphrase, new target).
+    pub equiv: Vec<Batch>,
+    /// Locality tuples (unrelated prompt, its answer).
+    pub unrel: Vec<Batch>,
+}
+
+/// A knowledge editor: optionally trained on a stream of edit batches, then applied to edit
+/// batches one after another (edits accumulate in the model).
+pub trait Editor<B: Backend> {
+    /// A short name for reports (`FT`, `MALMEN2`, `EMSEdit`, ...).
+    fn name(&self) -> String;
+
+    /// Trains the editor on `stream` (a no-op for training-free editors). The model may be
+    /// changed; the caller restores the pristine weights afterwards.
+    fn train(&mut self, lm: &mut CausalLm<B>, stream: &[EditBatch]) -> Result<(), MetaError>;
+
+    /// Applies one edit batch to `lm`, on top of whatever it already holds.
+    fn edit(&mut self, lm: &mut CausalLm<B>, batch: &EditBatch) -> Result<(), MetaError>;
+}
+
+/// Resolves HF module names against a model.
+pub fn resolve_modules<B: Backend>(
+    lm: &CausalLm<B>,
+    names: &[String],
+) -> Result<Vec<ModuleId>, MetaError> {
+    if names.is_empty() {
+        return Err(MetaError::Config("no edited modules given".into()));
+    }
+    Ok(names
+        .iter()
+        .map(|n| lm.module(n))
+        .collect::<Result<_, _>>()?)
+}
