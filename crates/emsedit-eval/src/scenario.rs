@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::DataError;
 use crate::data::{EditRecord, MicroBatch, Tuple, collate, tokenize};
-use crate::metrics::{counterfact_scores, mean, old_tokens, token_accuracy};
+use crate::metrics::{counterfact_scores, mean, old_tokens, sequence_logprob, token_accuracy};
 
 /// Errors of a scenario run.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +104,50 @@ pub struct Report {
     pub peak_memory_bytes: u64,
     /// In curve mode, the scores of all tuples seen so far after each batch.
     pub curve: Vec<Scores>,
+    /// For data with competing targets (CounterFact): the share of tuples where the whole new
+    /// target is more probable than the old one, P(new) > P(old), after editing.
+    pub sequence: Option<Scores>,
+}
+
+/// Per tuple, 1 when `log P(target) > log P(old_target)` under teacher forcing, else 0.
+pub fn sequence_preference<B: Backend>(
+    lm: &CausalLm<B>,
+    tok: &LmTokenizer,
+    tuples: &[Tuple],
+    chunk: usize,
+) -> Result<Vec<f64>, RunError> {
+    let logprob = |targets: Vec<Tuple>| -> Result<Vec<f64>, RunError> {
+        let tokenized = targets
+            .iter()
+            .map(|t| tokenize(tok, t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = vec![0.0; targets.len()];
+        for mb in collate(&tokenized, chunk, false) {
+            let lp = lm.label_logprobs(&mb.batch)?;
+            for (row, value) in mb.rows.iter().zip(sequence_logprob(&mb.batch, &lp)) {
+                out[*row] = value;
+            }
+        }
+        Ok(out)
+    };
+    let with_old: Vec<&Tuple> = tuples.iter().filter(|t| t.old_target.is_some()).collect();
+    let plain = |t: &Tuple, target: &str| Tuple {
+        prompt: t.prompt.clone(),
+        target: target.to_string(),
+        old_target: None,
+    };
+    let new = logprob(with_old.iter().map(|t| plain(t, &t.target)).collect())?;
+    let old = logprob(
+        with_old
+            .iter()
+            .map(|t| plain(t, t.old_target.as_deref().unwrap_or_default()))
+            .collect(),
+    )?;
+    Ok(new
+        .iter()
+        .zip(&old)
+        .map(|(n, o)| f64::from(u8::from(n > o)))
+        .collect())
 }
 
 /// Tokenized, collated edit batches (what editors get) for a list of records.
@@ -269,7 +313,21 @@ pub fn run<B: Backend>(
         }
     }
     let after = scores(&lm, &all)?;
+    let sequence = if eval.iter().any(|r| r.edit.old_target.is_some()) {
+        let pool = |pick: &dyn Fn(&EditRecord) -> Vec<Tuple>| -> Result<f64, RunError> {
+            let tuples: Vec<Tuple> = eval.iter().flat_map(pick).collect();
+            Ok(mean(&sequence_preference(&lm, tok, &tuples, chunk)?))
+        };
+        Some(Scores {
+            efficacy: pool(&|r| vec![r.edit.clone()])?,
+            generalization: pool(&|r| r.equiv.clone())?,
+            specificity: pool(&|r| r.unrel.clone())?,
+        })
+    } else {
+        None
+    };
     Ok(Report {
+        sequence,
         method: editor.name(),
         scenario: config.clone(),
         before,

@@ -137,3 +137,83 @@ fn too_few_records_is_a_config_error() {
         "{err}"
     );
 }
+
+fn counterfact_records(offset: usize, n: usize) -> Vec<EditRecord> {
+    records(offset, n)
+        .into_iter()
+        .map(|mut r| {
+            let old = Some("Orsk".to_string());
+            let new = if r.edit.target == "Orsk" {
+                "Paris".to_string()
+            } else {
+                r.edit.target.clone()
+            };
+            r.edit.target = new.clone();
+            r.edit.old_target = old.clone();
+            for t in &mut r.equiv {
+                t.target = new.clone();
+                t.old_target = old.clone();
+            }
+            for t in &mut r.unrel {
+                t.old_target = Some(new.clone());
+            }
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn counterfact_batch_run_scores_both_ways() {
+    let lm = CausalLm::<Cpu>::load(&fixture(), &cpu()).unwrap();
+    let tok = LmTokenizer::load_dir(&fixture()).unwrap();
+    let (train, eval) = (counterfact_records(0, 4), counterfact_records(4, 4));
+    let input = Run {
+        model: &lm,
+        tokenizer: &tok,
+        train: &train,
+        eval: &eval,
+        source: None,
+    };
+    let report = run(&mut ft(), &input, &ScenarioConfig::batch(4)).unwrap();
+    let seq = report
+        .sequence
+        .expect("CounterFact data gets the sequence metric");
+    for s in [
+        report.after.efficacy,
+        report.after.specificity,
+        seq.efficacy,
+        seq.specificity,
+    ] {
+        assert!((0.0..=1.0).contains(&s));
+    }
+    // Fine-tuning toward the new targets makes them beat the old ones on the edit prompts.
+    assert!(report.after.efficacy > report.before.efficacy, "{report:?}");
+    // P(new) > P(old) agrees with summed label log-probabilities computed one tuple at a time
+    // (multi-token new targets usually lose to the one-token old one on this random model).
+    let tuples: Vec<Tuple> = eval.iter().map(|r| r.edit.clone()).collect();
+    let prefs = emsedit_eval::scenario::sequence_preference(&lm, &tok, &tuples, 4).unwrap();
+    for (t, pref) in tuples.iter().zip(&prefs) {
+        let logprob = |target: &str| -> f32 {
+            let plain = Tuple {
+                prompt: t.prompt.clone(),
+                target: target.into(),
+                old_target: None,
+            };
+            let one = emsedit_eval::data::tokenize(&tok, &plain).unwrap();
+            let mb = &emsedit_eval::data::collate(&[one], 4, false)[0];
+            lm.label_logprobs(&mb.batch).unwrap().iter().sum()
+        };
+        let want = f64::from(u8::from(
+            logprob(&t.target) > logprob(t.old_target.as_deref().unwrap()),
+        ));
+        assert_eq!(*pref, want, "{t:?}");
+    }
+    // A tuple whose old target equals its target is never preferred.
+    let same = Tuple {
+        prompt: "The capital of Veltria is".into(),
+        target: "Orsk".into(),
+        old_target: Some("Orsk".into()),
+    };
+    let prefs = emsedit_eval::scenario::sequence_preference(&lm, &tok, &[same], 4).unwrap();
+    assert_eq!(prefs, vec![0.0]);
+}

@@ -283,6 +283,27 @@ impl<B: Backend> CausalLm<B> {
         Ok(out)
     }
 
+    /// `log p(label)` at every position (batch × time, row-major; 0 where the label is
+    /// [`crate::IGNORE`]).
+    pub fn label_logprobs(&self, batch: &Batch) -> Result<Vec<f32>, LlmError> {
+        let logits = self.forward(batch)?;
+        let n = batch.batch * batch.time;
+        let labels: Vec<i64> = batch.labels.iter().map(|&l| l.max(0)).collect();
+        let index = Tensor::<B, 2, Int>::from_data(TensorData::new(labels, [n, 1]), &self.device);
+        let logp = log_softmax(logits.reshape([n, self.vocab_size()]), 1).gather(1, index);
+        let mut out = logp
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .expect("converted to f32");
+        for (v, &l) in out.iter_mut().zip(&batch.labels) {
+            if l == crate::IGNORE {
+                *v = 0.0;
+            }
+        }
+        Ok(out)
+    }
+
     /// Mean cross-entropy over labelled positions.
     pub fn loss(&self, batch: &Batch) -> Result<f32, LlmError> {
         let logits = self.forward(batch)?;

@@ -117,4 +117,9 @@ fn argmax_token_logits_and_generation_agree_with_the_logits() {
     assert_eq!(new.len(), 3);
     assert_eq!(new[0] as i64, argmax[prompt.len() - 1]);
     assert!(lm.token_logits(&batch, &tokens[1..]).is_err());
+    // Label log-probabilities average to the golden loss.
+    let lp = lm.label_logprobs(&batch).unwrap();
+    let n = batch.labels.iter().filter(|&&l| l != -100).count() as f64;
+    let mean = -lp.iter().map(|&x| x as f64).sum::<f64>() / n;
+    assert!((mean - golden.get("loss").1[0]).abs() < 1e-5, "{mean}");
 }
