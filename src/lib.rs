@@ -12,6 +12,10 @@
 //! | meta-learning | [`meta`] (`emsedit-meta`) | hypernetworks and editors |
 //! | scenarios | [`eval`] (`emsedit-eval`) | data, scenarios, metrics |
 //!
+//! The most used items of each layer are re-exported here: models ([`CausalLm`],
+//! [`LmTokenizer`]), editors ([`Editor`], [`Ft`]), data ([`load`], [`EditRecord`]) and the
+//! scenario driver ([`run`], [`ScenarioConfig`], [`Report`]).
+//!
 //! ```
 //! use emsedit::{cpu, ridge_solve, Cpu, RidgeForm, Tensor};
 //!
