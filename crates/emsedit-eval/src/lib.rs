@@ -6,8 +6,10 @@
 //!   file, the record and the field; tokenized tuples and padded micro-batches exactly as
 //!   spec §1 ([`data::tokenize`], [`data::collate`]);
 //! - the metrics of spec §5 ([`metrics`]);
-//! - (next) a seeded synthetic fact world and the scenarios — sequential, batch and
-//!   sequential-batch editing — as one driver over the editors.
+//! - a seeded synthetic fact world ([`synthetic`]) that writes ZsRE- and CounterFact-format
+//!   files and a corpus of its true facts;
+//! - the scenarios — sequential, batch and sequential-batch editing — as one driver over the
+//!   editors ([`scenario::run`]), with timing, peak memory and serializable reports.
 
 #![warn(missing_docs)]
 
@@ -15,6 +17,7 @@ pub mod data;
 mod error;
 pub mod metrics;
 pub mod scenario;
+pub mod synthetic;
 
 pub use emsedit_meta as meta;
 pub use error::DataError;

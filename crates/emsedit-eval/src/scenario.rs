@@ -150,14 +150,25 @@ pub fn sequence_preference<B: Backend>(
         .collect())
 }
 
-/// Tokenized, collated edit batches (what editors get) for a list of records.
+/// One edit batch: what the editor gets, and the micro-batches (with old labels and row
+/// indices) that score it, per kind: edit, equivalence, locality.
+#[derive(Debug, Clone)]
+pub struct ScoredBatch {
+    /// The editor's input.
+    pub batch: EditBatch,
+    /// Edit, equivalence and locality micro-batches.
+    pub kinds: [Vec<MicroBatch>; 3],
+}
+
+/// Tokenized, collated edit batches of `n_edits` records each (a trailing partial batch is
+/// dropped, as the reference's `drop_last`).
 pub fn edit_batches(
     tok: &LmTokenizer,
     records: &[EditRecord],
     n_edits: usize,
     chunk: usize,
     reference_quirks: bool,
-) -> Result<Vec<(EditBatch, [Vec<MicroBatch>; 3])>, DataError> {
+) -> Result<Vec<ScoredBatch>, DataError> {
     records
         .chunks_exact(n_edits)
         .map(|group| {
@@ -180,7 +191,10 @@ pub fn edit_batches(
                 equiv: plain(&equiv),
                 unrel: plain(&unrel),
             };
-            Ok((batch, [edit, equiv, unrel]))
+            Ok(ScoredBatch {
+                batch,
+                kinds: [edit, equiv, unrel],
+            })
         })
         .collect()
 }
@@ -288,12 +302,12 @@ pub fn run<B: Backend>(
     let (tok, chunk, quirks) = (input.tokenizer, config.chunk, config.reference_quirks);
     let train_batches: Vec<EditBatch> = edit_batches(tok, &train, n, chunk, quirks)?
         .into_iter()
-        .map(|(b, _)| b)
+        .map(|b| b.batch)
         .collect();
     let eval_batches = edit_batches(tok, &eval, n, chunk, quirks)?;
 
     let mut lm = input.model.clone();
-    let all: Vec<&[Vec<MicroBatch>; 3]> = eval_batches.iter().map(|(_, k)| k).collect();
+    let all: Vec<&[Vec<MicroBatch>; 3]> = eval_batches.iter().map(|b| &b.kinds).collect();
     let before = scores(&lm, &all)?;
 
     let start = Instant::now();
@@ -304,9 +318,9 @@ pub fn run<B: Backend>(
 
     let mut edit_seconds = 0.0;
     let mut curve = Vec::new();
-    for (t, (batch, _)) in eval_batches.iter().enumerate() {
+    for (t, scored) in eval_batches.iter().enumerate() {
         let start = Instant::now();
-        editor.edit(&mut lm, batch)?;
+        editor.edit(&mut lm, &scored.batch)?;
         edit_seconds += start.elapsed().as_secs_f64();
         if config.curve {
             curve.push(scores(&lm, &all[..=t])?);

@@ -122,7 +122,7 @@ impl Gemma2Config {
     pub fn is_sliding(&self, i: usize) -> bool {
         match &self.layer_types {
             Some(types) => types.get(i).is_some_and(|t| t == "sliding_attention"),
-            None => i % 2 == 0,
+            None => i.is_multiple_of(2),
         }
     }
     /// The rotary parameters.

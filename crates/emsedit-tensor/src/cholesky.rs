@@ -120,7 +120,7 @@ impl Cholesky {
             (lo.min(d), hi.max(d))
         });
         let estimate = (hi / lo).powi(2);
-        if !(estimate <= MAX_CONDITION) {
+        if estimate.is_nan() || estimate > MAX_CONDITION {
             return Err(TensorError::IllConditioned {
                 op,
                 estimate,
@@ -237,7 +237,7 @@ fn factor_diagonal_block(
         let row_j = j * n;
         let s: f64 = a[row_j + k0..row_j + j].iter().map(|x| x * x).sum();
         let pivot = a[row_j + j] - s;
-        if !(pivot > 0.0) || !pivot.is_finite() {
+        if pivot.is_nan() || pivot <= 0.0 || !pivot.is_finite() {
             return Err(TensorError::NotPositiveDefinite {
                 op,
                 index: j,
