@@ -21,6 +21,21 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Write the synthetic fact world (ZsRE and CounterFact train/eval files, corpus.txt).
+    World {
+        /// Output folder.
+        #[arg(long, default_value = "target/world")]
+        out: PathBuf,
+        /// World seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Number of subjects.
+        #[arg(long, default_value_t = 240)]
+        subjects: usize,
+        /// Edit records per split.
+        #[arg(long, default_value_t = 96)]
+        records: usize,
+    },
     /// Regenerate the LLM conformance goldens in fixtures/llm/ with transformers + PyTorch
     /// (makes a venv under .venv/goldens; downloads torch the first time).
     Goldens,
@@ -35,6 +50,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Fixtures { check } => fixtures(check),
         Command::Goldens => goldens(),
+        Command::World {
+            out,
+            seed,
+            subjects,
+            records,
+        } => world(out, seed, subjects, records),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -78,5 +99,24 @@ fn goldens() -> Result<(), String> {
     if !status.success() {
         return Err(format!("{} failed ({status})", script.display()));
     }
+    Ok(())
+}
+
+fn world(out: PathBuf, seed: u64, subjects: usize, records: usize) -> Result<(), String> {
+    use emsedit::eval::synthetic::{FactWorld, WorldConfig};
+    let config = WorldConfig {
+        seed,
+        subjects,
+        train_records: records,
+        eval_records: records,
+    };
+    config.check()?;
+    let world = FactWorld::generate(config);
+    world.write(&out).map_err(|e| e.to_string())?;
+    println!(
+        "wrote the fact world (seed {seed}, {} facts) to {}",
+        world.facts.len(),
+        out.display()
+    );
     Ok(())
 }
