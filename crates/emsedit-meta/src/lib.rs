@@ -5,9 +5,10 @@
 //! - the [`Editor`] interface the scenario driver runs, and [`EditBatch`], what editors edit
 //!   with;
 //! - the fine-tuning baseline [`Ft`];
-//! - (next) the MALMEN-style hypernetwork (spec §3), the shift predictors and their
-//!   meta-gradients, and MEND, MALMEN, RLEdit, UltraEdit and EMSEdit with multi-step
-//!   back-propagation as a parameter of each, and hypernetwork checkpoints.
+//! - the MALMEN-style hypernetwork ([`hypernet`], spec §3) and the shift predictors with their
+//!   decoupled meta-gradients ([`predict`], spec §4.1);
+//! - (next) MEND, MALMEN, RLEdit, UltraEdit and EMSEdit with multi-step back-propagation as a
+//!   parameter of each, and hypernetwork checkpoints.
 //!
 //! It knows nothing of data-set formats, scenarios or metrics.
 
@@ -16,6 +17,8 @@
 mod editor;
 mod error;
 mod ft;
+pub mod hypernet;
+pub mod predict;
 
 pub use editor::{EditBatch, Editor, resolve_modules};
 pub use emsedit_llm as llm;

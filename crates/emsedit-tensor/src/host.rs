@@ -59,10 +59,12 @@ impl Mat {
         Ok(Self::new(rows, cols, data))
     }
 
-    /// An f32 tensor on `device`.
+    /// A tensor on `device`, rounded once to the backend's float type (f32 on [`crate::Cpu`]).
     pub fn to_tensor<B: Backend>(&self, device: &B::Device) -> Tensor<B, 2> {
-        let data: Vec<f32> = self.data.iter().map(|&x| x as f32).collect();
-        Tensor::from_data(TensorData::new(data, [self.rows, self.cols]), device)
+        Tensor::from_data(
+            TensorData::new(self.data.clone(), [self.rows, self.cols]),
+            device,
+        )
     }
 
     /// True when every entry is finite.
