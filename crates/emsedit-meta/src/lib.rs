@@ -7,20 +7,25 @@
 //! - the fine-tuning baseline [`Ft`];
 //! - the MALMEN-style hypernetwork ([`hypernet`], spec §3) and the shift predictors with their
 //!   decoupled meta-gradients ([`predict`], spec §4.1);
-//! - (next) MEND, MALMEN, RLEdit, UltraEdit and EMSEdit with multi-step back-propagation as a
-//!   parameter of each, and hypernetwork checkpoints.
+//! - the loops' shared steps ([`steps`]: CACHE, PREDICT, APPLY/REVERT, Γ, clip and Adam) and
+//!   [`EmsEdit`] (batch and sequential layouts, K-step back-propagation);
+//! - (next) MEND, MALMEN, RLEdit and UltraEdit on the same steps, and hypernetwork
+//!   checkpoints.
 //!
 //! It knows nothing of data-set formats, scenarios or metrics.
 
 #![warn(missing_docs)]
 
 mod editor;
+mod emsedit;
 mod error;
 mod ft;
 pub mod hypernet;
 pub mod predict;
+pub mod steps;
 
 pub use editor::{EditBatch, Editor, resolve_modules};
+pub use emsedit::{EmsEdit, EmsEditConfig, Layout};
 pub use emsedit_llm as llm;
 pub use error::MetaError;
 pub use ft::{Ft, FtConfig};

@@ -1,0 +1,164 @@
+//! EMSEdit through the scenario driver on the tiny GPT-2 fixture: the training loops take the
+//! Adam steps the spec prescribes (spec §7.3: η moves by about meta_lr per effective step).
+
+use std::path::Path;
+
+use emsedit_eval::scenario::{Run, ScenarioConfig, edit_batches, run};
+use emsedit_eval::synthetic::{FactWorld, Split, WorldConfig};
+use emsedit_llm::{CausalLm, LmTokenizer};
+use emsedit_meta::hypernet::HyperConfig;
+use emsedit_meta::{Editor, EmsEdit, EmsEditConfig};
+use emsedit_tensor::{Cpu, cpu, seed};
+
+fn fixture() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/llm/gpt2")
+}
+
+fn world_records(split: Split) -> Vec<emsedit_eval::data::EditRecord> {
+    let world = FactWorld::generate(WorldConfig {
+        seed: 7,
+        subjects: 40,
+        train_records: 12,
+        eval_records: 12,
+    });
+    let dir = std::env::temp_dir().join(format!("emsedit-ems-{}-{split:?}", std::process::id()));
+    world.write(&dir).unwrap();
+    let records = emsedit_eval::data::load(
+        &dir.join("zsre").join(match split {
+            Split::Train => "train.json",
+            Split::Eval => "eval.json",
+        }),
+        emsedit_eval::data::Dataset::Zsre,
+    )
+    .unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+    records
+}
+
+fn config(mut c: EmsEditConfig) -> EmsEditConfig {
+    c.hyper = HyperConfig {
+        rank: 8,
+        blocks: 2,
+        lr: 1e-6,
+    };
+    c
+}
+
+fn modules() -> Vec<String> {
+    vec![
+        "transformer.h.1.mlp.c_proj".into(),
+        "transformer.h.2.mlp.c_proj".into(),
+    ]
+}
+
+/// Largest |η − η₀| over the networks of each step.
+fn eta_moves(editor: &EmsEdit<Cpu>) -> Vec<f64> {
+    editor
+        .nets()
+        .unwrap()
+        .iter()
+        .map(|nets| {
+            nets.iter()
+                .flat_map(|n| {
+                    n.params
+                        .eta
+                        .clone()
+                        .into_data()
+                        .convert::<f64>()
+                        .into_vec::<f64>()
+                        .unwrap()
+                })
+                .map(|e| (e - f64::from(1e-6f32)).abs())
+                .fold(0.0, f64::max)
+        })
+        .collect()
+}
+
+fn run_with(
+    c: EmsEditConfig,
+    scenario: ScenarioConfig,
+) -> (EmsEdit<Cpu>, emsedit_eval::scenario::Report) {
+    seed::<Cpu>(&cpu(), 11);
+    let lm = CausalLm::<Cpu>::load(&fixture(), &cpu()).unwrap();
+    let tok = LmTokenizer::load_dir(&fixture()).unwrap();
+    let (train, eval) = (world_records(Split::Train), world_records(Split::Eval));
+    let input = Run {
+        model: &lm,
+        tokenizer: &tok,
+        train: &train,
+        eval: &eval,
+        source: None,
+    };
+    let mut editor = EmsEdit::new(config(c));
+    let report = run(&mut editor, &input, &scenario).unwrap();
+    (editor, report)
+}
+
+#[test]
+fn batch_training_takes_one_adam_step_per_bp_step() {
+    let (editor, report) = run_with(EmsEditConfig::batch(modules()), ScenarioConfig::batch(8));
+    let moves = eta_moves(&editor);
+    assert_eq!(moves.len(), 1, "one shared network");
+    // Two steps of ≈ meta_lr each.
+    assert!((moves[0] - 2e-5).abs() < 2e-7, "{moves:?}");
+    assert!(report.train_seconds_per_edit > 0.0 && report.edit_seconds_per_edit > 0.0);
+
+    let mut quirky = EmsEditConfig::batch(modules());
+    quirky.reference_quirks = true;
+    let (editor, _) = run_with(quirky, ScenarioConfig::batch(8));
+    // Duplicated registration: two Adam updates per step.
+    assert!(
+        (eta_moves(&editor)[0] - 4e-5).abs() < 4e-7,
+        "{:?}",
+        eta_moves(&editor)
+    );
+}
+
+#[test]
+fn sequential_training_takes_one_adam_step_with_rank_decay() {
+    let (editor, _) = run_with(
+        EmsEditConfig::sequential(modules()),
+        ScenarioConfig::sequential(4, 3),
+    );
+    let nets = editor.nets().unwrap();
+    assert_eq!(nets.len(), 2, "one network per step");
+    assert_eq!(nets[0][0].params.a[0].dims()[1], 8);
+    assert_eq!(nets[1][0].params.a[0].dims()[1], 4, "rank ⌊r/2⌋ at step 2");
+    for m in eta_moves(&editor) {
+        assert!((m - 1e-5).abs() < 1e-7, "{m}");
+    }
+}
+
+#[test]
+fn editing_is_cumulative_and_deterministic() {
+    let lm = CausalLm::<Cpu>::load(&fixture(), &cpu()).unwrap();
+    let tok = LmTokenizer::load_dir(&fixture()).unwrap();
+    let batches = edit_batches(&tok, &world_records(Split::Eval), 4, 4, false).unwrap();
+    let id = lm.module("transformer.h.2.mlp.c_proj").unwrap();
+    let weights = |lm: &CausalLm<Cpu>| {
+        lm.weight(id)
+            .into_data()
+            .convert::<f64>()
+            .into_vec::<f64>()
+            .unwrap()
+    };
+    let edit_twice = || {
+        seed::<Cpu>(&cpu(), 3);
+        let mut c = config(EmsEditConfig::batch(modules()));
+        c.hyper.lr = 1e-2;
+        let mut editor = EmsEdit::<Cpu>::new(c);
+        let mut lm = lm.clone();
+        editor.edit(&mut lm, &batches[0].batch).unwrap();
+        let once = weights(&lm);
+        editor.edit(&mut lm, &batches[1].batch).unwrap();
+        (once, weights(&lm))
+    };
+    let (once, twice) = edit_twice();
+    let w0 = weights(&lm);
+    let changed = |a: &[f64], b: &[f64]| a.iter().zip(b).any(|(x, y)| x != y);
+    assert!(
+        changed(&once, &w0) && changed(&twice, &once),
+        "each batch moves the weights"
+    );
+    assert_eq!(edit_twice(), (once, twice), "same seed, same edits");
+}

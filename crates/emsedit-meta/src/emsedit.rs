@@ -1,0 +1,276 @@
+//! EMSEdit (spec §4.7): K-step multi-step back-propagation with an L2 penalty; one shared
+//! network with step-wise updating for batch editing, step-specific networks with rank decay
+//! for sequential editing.
+
+use burn::tensor::backend::Backend;
+use emsedit_llm::CausalLm;
+use serde::{Deserialize, Serialize};
+
+use crate::MetaError;
+use crate::editor::{EditBatch, Editor, resolve_modules};
+use crate::hypernet::{HyperConfig, HyperNet, Params};
+use crate::predict::Predictor;
+use crate::steps::{
+    Groups, MetaOptimizer, accumulate, apply, cache, clip, gen_gammas, predict_all, revert,
+};
+
+/// How the step networks are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Layout {
+    /// One network per group shared by every step, updated after each step ("step-wise
+    /// updating", batch editing).
+    Shared,
+    /// One network per group and step, trained by one Adam step after the whole stream
+    /// (sequential editing).
+    StepSpecific,
+}
+
+/// EMSEdit's hyperparameters (spec §6.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmsEditConfig {
+    /// HF names of the edited modules.
+    pub modules: Vec<String>,
+    /// Rank r, blocks, initial η.
+    pub hyper: HyperConfig,
+    /// Back-propagation steps K.
+    pub steps: usize,
+    /// Network layout.
+    pub layout: Layout,
+    /// Step k's rank is ⌊r/(k+1)⌋ (with [`Layout::StepSpecific`]).
+    pub rank_decay: bool,
+    /// Adam learning rate of the hypernetworks.
+    pub meta_lr: f64,
+    /// Global-norm clipping threshold.
+    pub max_grad_norm: f32,
+    /// ρ, the weight of the L2 penalty on the shift.
+    pub reg_coef: f64,
+    /// Reproduce the reference: ρ applied twice in sequential training (ρ²), and two Adam
+    /// updates per step in batch training (duplicated parameter registration).
+    pub reference_quirks: bool,
+}
+
+impl EmsEditConfig {
+    /// Batch editing defaults: shared network, K = 2, rank 1024, ρ = 0.5.
+    pub fn batch(modules: Vec<String>) -> Self {
+        Self {
+            modules,
+            hyper: HyperConfig::default(),
+            steps: 2,
+            layout: Layout::Shared,
+            rank_decay: false,
+            meta_lr: 1e-5,
+            max_grad_norm: 1.0,
+            reg_coef: 0.5,
+            reference_quirks: false,
+        }
+    }
+
+    /// Sequential editing defaults: step-specific networks with rank decay.
+    pub fn sequential(modules: Vec<String>) -> Self {
+        Self {
+            layout: Layout::StepSpecific,
+            rank_decay: true,
+            ..Self::batch(modules)
+        }
+    }
+}
+
+/// The EMSEdit editor.
+#[derive(Debug)]
+pub struct EmsEdit<B: Backend> {
+    config: EmsEditConfig,
+    state: Option<State<B>>,
+}
+
+#[derive(Debug)]
+struct State<B: Backend> {
+    groups: Groups,
+    /// `nets[k][g]`; a single entry when shared.
+    nets: Vec<Vec<HyperNet<B>>>,
+}
+
+impl<B: Backend> State<B> {
+    fn step(&self, k: usize) -> usize {
+        k.min(self.nets.len() - 1)
+    }
+}
+
+impl<B: Backend> EmsEdit<B> {
+    /// An untrained editor; networks are built on first use (they need the model's shapes).
+    pub fn new(config: EmsEditConfig) -> Self {
+        Self {
+            config,
+            state: None,
+        }
+    }
+
+    /// The step networks, once built: `nets()[k][group]`.
+    pub fn nets(&self) -> Option<&[Vec<HyperNet<B>>]> {
+        self.state.as_ref().map(|s| s.nets.as_slice())
+    }
+
+    fn ensure(&mut self, lm: &CausalLm<B>) -> Result<(), MetaError> {
+        if self.state.is_some() {
+            return Ok(());
+        }
+        if self.config.steps == 0 {
+            return Err(MetaError::Config("EMSEdit needs at least one step".into()));
+        }
+        let groups = Groups::new(lm, resolve_modules(lm, &self.config.modules)?);
+        let count = match self.config.layout {
+            Layout::Shared => 1,
+            Layout::StepSpecific => self.config.steps,
+        };
+        let nets = (0..count)
+            .map(|k| {
+                let mut hyper = self.config.hyper;
+                if self.config.rank_decay {
+                    hyper.rank = (hyper.rank / (k + 1)).max(1);
+                }
+                groups.nets(&hyper, lm.device())
+            })
+            .collect();
+        self.state = Some(State { groups, nets });
+        Ok(())
+    }
+
+    fn reg(&self) -> f64 {
+        match (self.config.layout, self.config.reference_quirks) {
+            (Layout::StepSpecific, true) => self.config.reg_coef * self.config.reg_coef,
+            _ => self.config.reg_coef,
+        }
+    }
+
+    /// Batch training (spec §4.7 `train_batch`): every step caches on the original weights,
+    /// and the shared network takes one clipped Adam step per step.
+    fn train_shared(
+        &mut self,
+        lm: &mut CausalLm<B>,
+        stream: &[EditBatch],
+    ) -> Result<(), MetaError> {
+        let reg = self.reg();
+        let (steps, max_norm, lr) = (
+            self.config.steps,
+            self.config.max_grad_norm,
+            self.config.meta_lr,
+        );
+        let repeats = if self.config.reference_quirks {
+            steps
+        } else {
+            1
+        };
+        let state = self.state.as_mut().expect("built");
+        let mut opt = MetaOptimizer::new(state.groups.shapes.len(), lr);
+        for batch in stream {
+            for _ in 0..steps {
+                let caches = cache(lm, &batch.edit, &state.groups, &mut state.nets[0])?;
+                let preds = predict_all(
+                    &caches,
+                    &state.groups,
+                    &state.nets[0],
+                    Predictor::LeastSquares,
+                )?;
+                let old = apply(lm, &state.groups, &preds)?;
+                let mut gammas = gen_gammas(lm, &batch.equiv, &state.groups)?;
+                revert(lm, &state.groups, old)?;
+                for (g, p) in gammas.iter_mut().zip(&preds) {
+                    // ∂(ρ‖Δ‖²)/∂W = 2ρΔ
+                    *g = g.clone() + p.delta.clone().mul_scalar(2.0 * reg);
+                }
+                let mut acc: Vec<Params<B>> = state.nets[0]
+                    .iter()
+                    .map(|n| n.params.zeros_like())
+                    .collect();
+                accumulate(&mut acc, &state.nets[0], &state.groups, &preds, &gammas)?;
+                clip(&mut acc, max_norm);
+                let mut nets: Vec<&mut HyperNet<B>> = state.nets[0].iter_mut().collect();
+                opt.step(&mut nets, &acc, repeats)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sequential training (spec §4.7 `train_seq`): edits accumulate over steps and batches,
+    /// gradients are summed (and re-clipped after each step) over the whole stream, and every
+    /// network takes one Adam step at the end.
+    fn train_step_specific(
+        &mut self,
+        lm: &mut CausalLm<B>,
+        stream: &[EditBatch],
+    ) -> Result<(), MetaError> {
+        let reg = self.reg();
+        let (max_norm, lr) = (self.config.max_grad_norm, self.config.meta_lr);
+        let state = self.state.as_mut().expect("built");
+        let original: Vec<_> = state.groups.modules.iter().map(|&m| lm.weight(m)).collect();
+        let mut acc: Vec<Vec<Params<B>>> = state
+            .nets
+            .iter()
+            .map(|nets| nets.iter().map(|n| n.params.zeros_like()).collect())
+            .collect();
+        for batch in stream {
+            let mut preds = Vec::with_capacity(state.nets.len());
+            for nets in state.nets.iter_mut() {
+                let caches = cache(lm, &batch.edit, &state.groups, nets)?;
+                let p = predict_all(&caches, &state.groups, nets, Predictor::LeastSquares)?;
+                apply(lm, &state.groups, &p)?;
+                preds.push(p);
+            }
+            let mut gammas = gen_gammas(lm, &batch.equiv, &state.groups)?;
+            for ((g, &m), w0) in gammas.iter_mut().zip(&state.groups.modules).zip(&original) {
+                // ∂(ρ‖W − W_orig‖²)/∂W on the cumulative deviation.
+                *g = g.clone() + (lm.weight(m) - w0.clone()).mul_scalar(2.0 * reg);
+            }
+            for k in 0..state.nets.len() {
+                accumulate(
+                    &mut acc[k],
+                    &state.nets[k],
+                    &state.groups,
+                    &preds[k],
+                    &gammas,
+                )?;
+                let mut flat: Vec<Params<B>> = acc.concat();
+                clip(&mut flat, max_norm);
+                let per = state.groups.shapes.len();
+                acc = flat.chunks(per).map(<[Params<B>]>::to_vec).collect();
+            }
+        }
+        let mut opt = MetaOptimizer::new(state.nets.len() * state.groups.shapes.len(), lr);
+        let mut nets: Vec<&mut HyperNet<B>> = state.nets.iter_mut().flatten().collect();
+        opt.step(&mut nets, &acc.concat(), 1)?;
+        Ok(())
+    }
+}
+
+impl<B: Backend> Editor<B> for EmsEdit<B> {
+    fn name(&self) -> String {
+        "EMSEdit".into()
+    }
+
+    fn train(&mut self, lm: &mut CausalLm<B>, stream: &[EditBatch]) -> Result<(), MetaError> {
+        self.ensure(lm)?;
+        match self.config.layout {
+            Layout::Shared => self.train_shared(lm, stream),
+            Layout::StepSpecific => self.train_step_specific(lm, stream),
+        }
+    }
+
+    /// EDIT_STREAM for one batch (spec §4.2): K cumulative steps, each caching on the model
+    /// as the previous step left it.
+    fn edit(&mut self, lm: &mut CausalLm<B>, batch: &EditBatch) -> Result<(), MetaError> {
+        self.ensure(lm)?;
+        let steps = self.config.steps;
+        let state = self.state.as_mut().expect("built");
+        for k in 0..steps {
+            let s = state.step(k);
+            let caches = cache(lm, &batch.edit, &state.groups, &mut state.nets[s])?;
+            let preds = predict_all(
+                &caches,
+                &state.groups,
+                &state.nets[s],
+                Predictor::LeastSquares,
+            )?;
+            apply(lm, &state.groups, &preds)?;
+        }
+        Ok(())
+    }
+}
