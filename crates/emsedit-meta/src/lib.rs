@@ -7,10 +7,10 @@
 //! - the fine-tuning baseline [`Ft`];
 //! - the MALMEN-style hypernetwork ([`hypernet`], spec §3) and the shift predictors with their
 //!   decoupled meta-gradients ([`predict`], spec §4.1);
-//! - the loops' shared steps ([`steps`]: CACHE, PREDICT, APPLY/REVERT, Γ, clip and Adam) and
-//!   [`EmsEdit`] (batch and sequential layouts, K-step back-propagation);
-//! - (next) MEND, MALMEN, RLEdit and UltraEdit on the same steps, and hypernetwork
-//!   checkpoints.
+//! - the loops' shared steps ([`steps`]: CACHE, PREDICT, APPLY/REVERT, Γ, clip and Adam),
+//!   [`EmsEdit`] (batch and sequential layouts, K-step back-propagation) and the
+//!   training-free [`UltraEdit`];
+//! - (next) MEND, MALMEN and RLEdit on the same steps, and hypernetwork checkpoints.
 //!
 //! It knows nothing of data-set formats, scenarios or metrics.
 
@@ -23,9 +23,11 @@ mod ft;
 pub mod hypernet;
 pub mod predict;
 pub mod steps;
+mod ultraedit;
 
 pub use editor::{EditBatch, Editor, resolve_modules};
 pub use emsedit::{EmsEdit, EmsEditConfig, Layout};
 pub use emsedit_llm as llm;
 pub use error::MetaError;
 pub use ft::{Ft, FtConfig};
+pub use ultraedit::{UltraEdit, UltraEditConfig};

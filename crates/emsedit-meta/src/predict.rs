@@ -21,6 +21,9 @@ pub enum Predictor {
     LeastSquares,
     /// MEND's sum of rank-one updates: `Δ = −η K̃ᵀG̃`.
     Sum,
+    /// UltraEdit's: least squares with `c_t = −η‖k̂_t‖²` (normalized key with itself) and the
+    /// ridge fixed by λ̂ (spec §4.6; its networks have no blocks and are never trained).
+    Normalized,
 }
 
 /// A predicted shift and what its meta-gradient needs.
@@ -34,6 +37,8 @@ pub struct Prediction<B: Backend> {
     pub grads: Tensor<B, 2>,
     /// Module index j in the group.
     pub module: usize,
+    /// The predictor that made it.
+    pub predictor: Predictor,
     ridge: Option<Ridge<B>>,
 }
 
@@ -54,12 +59,18 @@ pub fn predict<B: Backend>(
             (ridge.delta().clone(), Some(ridge))
         }
         Predictor::Sum => (kt.transpose().matmul(gt).mul_scalar(-eta), None),
+        Predictor::Normalized => {
+            let c = kt.powi_scalar(2).sum_dim(1).mul_scalar(-eta);
+            let ridge = ridge_solve(keys, &(gt * c), lambda, RidgeForm::Auto)?;
+            (ridge.delta().clone(), Some(ridge))
+        }
     };
     Ok(Prediction {
         delta,
         keys: keys.clone(),
         grads: grads.clone(),
         module: j,
+        predictor,
         ridge,
     })
 }
