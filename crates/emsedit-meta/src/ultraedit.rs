@@ -85,7 +85,7 @@ impl<B: Backend> Editor<B> for UltraEdit<B> {
                 .collect();
             self.state = Some((groups, nets));
         }
-        let quirk = self.config.reference_quirks && batch.records % 4 != 0;
+        let quirk = self.config.reference_quirks && !batch.records.is_multiple_of(4);
         let (groups, nets) = self.state.as_mut().expect("built");
         for step in nets.iter_mut() {
             let mut caches = cache(lm, &batch.edit, groups, step)?;
