@@ -51,6 +51,16 @@ pub struct EditGrads<B: Backend> {
     pub gammas: Vec<Tensor<B, 2>>,
 }
 
+/// The loss whose gradients [`CausalLm::gradients`] returns.
+#[derive(Debug, Clone, Copy)]
+pub enum Objective<'a, B: Backend> {
+    /// Mean cross-entropy of the labels over labelled positions.
+    CrossEntropy,
+    /// `KL(p_ref ‖ p)` averaged over labelled positions, `p_ref` from reference logits
+    /// (batch × time × V) of the same batch, taken without gradient.
+    Kl(&'a Tensor<B, 3>),
+}
+
 /// A causal language model loaded from a Hugging Face directory.
 #[derive(Debug, Clone)]
 pub struct CausalLm<B: Backend> {
@@ -319,6 +329,16 @@ impl<B: Backend> CausalLm<B> {
         batch: &Batch,
         modules: &[ModuleId],
     ) -> Result<EditGrads<B>, LlmError> {
+        self.gradients(batch, modules, Objective::CrossEntropy)
+    }
+
+    /// [`CausalLm::edit_gradients`] for any [`Objective`].
+    pub fn gradients(
+        &self,
+        batch: &Batch,
+        modules: &[ModuleId],
+        objective: Objective<B>,
+    ) -> Result<EditGrads<B>, LlmError> {
         batch.validate(self.vocab_size(), self.context_len())?;
         let device = &self.device;
         let mut taps = Taps::<Autodiff<B>>::new(modules, true);
@@ -328,7 +348,10 @@ impl<B: Backend> CausalLm<B> {
             let weights: Vec<_> = modules.iter().map(|id| ad.linear(*id).weight.clone()).collect();
             (logits, weights)
         });
-        let loss = cross_entropy(logits, batch)?;
+        let loss = match objective {
+            Objective::CrossEntropy => cross_entropy(logits, batch)?,
+            Objective::Kl(reference) => kl_divergence(logits, reference, batch)?,
+        };
         let loss_value: f32 = loss.clone().inner().into_scalar().elem();
         let grads = loss.backward();
         let rows = Tensor::<B, 1, Int>::from_data(
@@ -362,6 +385,37 @@ impl<B: Backend> CausalLm<B> {
         }
         Ok(out)
     }
+}
+
+/// `KL(p_ref ‖ p)` per labelled position (full softmax over the vocabulary), averaged.
+pub fn kl_divergence<B: Backend, R: Backend>(
+    logits: Tensor<B, 3>,
+    reference: &Tensor<R, 3>,
+    batch: &Batch,
+) -> Result<Tensor<B, 1>, LlmError> {
+    let [b, time, vocab] = logits.dims();
+    if reference.dims() != [b, time, vocab] {
+        return Err(LlmError::Batch(format!(
+            "reference logits are {:?}, the batch's are {:?}",
+            reference.dims(),
+            [b, time, vocab]
+        )));
+    }
+    let positions = batch.label_positions();
+    if positions.is_empty() {
+        return Err(LlmError::Batch("no position carries a label".into()));
+    }
+    let device = logits.device();
+    let rows = Tensor::<B, 1, Int>::from_data(
+        TensorData::new(positions.clone(), [positions.len()]),
+        &device,
+    );
+    let reference: Tensor<B, 3> = Tensor::from_data(reference.to_data(), &device);
+    let pick =
+        |t: Tensor<B, 3>| log_softmax(t.reshape([b * time, vocab]).select(0, rows.clone()), 1);
+    let (log_ref, log_cur) = (pick(reference), pick(logits));
+    let kl = (log_ref.clone().exp() * (log_ref - log_cur)).sum_dim(1);
+    Ok(kl.mean())
 }
 
 /// Mean cross-entropy over positions whose label is not [`IGNORE`] (labels already shifted).

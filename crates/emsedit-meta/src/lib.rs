@@ -8,26 +8,26 @@
 //! - the MALMEN-style hypernetwork ([`hypernet`], spec §3) and the shift predictors with their
 //!   decoupled meta-gradients ([`predict`], spec §4.1);
 //! - the loops' shared steps ([`steps`]: CACHE, PREDICT, APPLY/REVERT, Γ, clip and Adam),
-//!   [`EmsEdit`] (batch and sequential layouts, K-step back-propagation) and the
-//!   training-free [`UltraEdit`];
-//! - (next) MEND, MALMEN and RLEdit on the same steps, and hypernetwork checkpoints.
+//!   [`HyperEditor`] — EMSEdit (batch and sequential layouts), MALMEN / MALMEN2 and MEND, with
+//!   K-step back-propagation — and the training-free [`UltraEdit`];
+//! - (next) RLEdit on the same steps, and hypernetwork checkpoints.
 //!
 //! It knows nothing of data-set formats, scenarios or metrics.
 
 #![warn(missing_docs)]
 
 mod editor;
-mod emsedit;
 mod error;
 mod ft;
+mod hyper_editor;
 pub mod hypernet;
 pub mod predict;
 pub mod steps;
 mod ultraedit;
 
 pub use editor::{EditBatch, Editor, resolve_modules};
-pub use emsedit::{EmsEdit, EmsEditConfig, Layout};
 pub use emsedit_llm as llm;
 pub use error::MetaError;
 pub use ft::{Ft, FtConfig};
+pub use hyper_editor::{HyperEditor, HyperEditorConfig, Layout, Locality};
 pub use ultraedit::{UltraEdit, UltraEditConfig};

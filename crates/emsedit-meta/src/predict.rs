@@ -15,7 +15,7 @@ use crate::MetaError;
 use crate::hypernet::{HyperNet, Params, blocks, split};
 
 /// Which predictor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Predictor {
     /// Least squares: `Δ = (KᵀK + λI)⁻¹KᵀV`, `V = diag(−η⟨k, k̃⟩) G̃`.
     LeastSquares,

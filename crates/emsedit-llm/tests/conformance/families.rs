@@ -123,3 +123,65 @@ fn argmax_token_logits_and_generation_agree_with_the_logits() {
     let mean = -lp.iter().map(|&x| x as f64).sum::<f64>() / n;
     assert!((mean - golden.get("loss").1[0]).abs() < 1e-5, "{mean}");
 }
+
+#[test]
+fn kl_objective_matches_a_host_computation_and_vanishes_at_the_reference() {
+    use emsedit_llm::Objective;
+    let golden = Golden::load("gpt2");
+    let batch = golden.batch();
+    let mut lm = CausalLm::<Cpu>::load(&fixture("gpt2"), &cpu()).unwrap();
+    let id = lm.module("transformer.h.2.mlp.c_proj").unwrap();
+    let reference = lm.forward(&batch).unwrap();
+    // Against itself: zero loss and zero gradient.
+    let same = lm
+        .gradients(&batch, &[id], Objective::Kl(&reference))
+        .unwrap();
+    assert!(same.loss.abs() < 1e-6, "{}", same.loss);
+    assert!(
+        values(same.gammas[0].clone())
+            .1
+            .iter()
+            .all(|g| g.abs() < 1e-6)
+    );
+    // After a shift: the mean over labelled positions of Σ p_ref (log p_ref − log p).
+    let shift = lm.weight(id).mul_scalar(0.5);
+    lm.apply_shift(id, &shift).unwrap();
+    let moved = lm
+        .gradients(&batch, &[id], Objective::Kl(&reference))
+        .unwrap();
+    let (shape, r) = values(reference);
+    let (_, c) = values(lm.forward(&batch).unwrap());
+    let v = shape[2];
+    let log_softmax = |x: &[f64]| {
+        let m = x.iter().cloned().fold(f64::MIN, f64::max);
+        let z = x.iter().map(|a| (a - m).exp()).sum::<f64>().ln() + m;
+        x.iter().map(|a| a - z).collect::<Vec<_>>()
+    };
+    let positions = batch.label_positions();
+    let want = positions
+        .iter()
+        .map(|&p| {
+            let p = p as usize;
+            let (lr, lc) = (
+                log_softmax(&r[p * v..(p + 1) * v]),
+                log_softmax(&c[p * v..(p + 1) * v]),
+            );
+            lr.iter()
+                .zip(&lc)
+                .map(|(a, b)| a.exp() * (a - b))
+                .sum::<f64>()
+        })
+        .sum::<f64>()
+        / positions.len() as f64;
+    assert!(
+        want > 1e-4 && (moved.loss as f64 - want).abs() < 1e-5 * (1.0 + want),
+        "{} vs {want}",
+        moved.loss
+    );
+    assert!(
+        values(moved.gammas[0].clone())
+            .1
+            .iter()
+            .any(|g| g.abs() > 1e-6)
+    );
+}

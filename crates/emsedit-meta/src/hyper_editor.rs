@@ -1,9 +1,10 @@
-//! EMSEdit (spec §4.7): K-step multi-step back-propagation with an L2 penalty; one shared
-//! network with step-wise updating for batch editing, step-specific networks with rank decay
-//! for sequential editing.
+//! The hypernetwork editors on one set of loops: EMSEdit (spec §4.7: K-step multi-step
+//! back-propagation, an L2 penalty, a shared network with step-wise updating for batch
+//! editing, step-specific networks with rank decay for sequential editing) and MALMEN /
+//! MALMEN2 (spec §4.4: a shared network, a KL locality loss, K = 1 or 2).
 
 use burn::tensor::backend::Backend;
-use emsedit_llm::CausalLm;
+use emsedit_llm::{CausalLm, Objective};
 use serde::{Deserialize, Serialize};
 
 use crate::MetaError;
@@ -25,9 +26,26 @@ pub enum Layout {
     StepSpecific,
 }
 
-/// EMSEdit's hyperparameters (spec §6.2).
+/// The locality term of the meta-loss.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Locality {
+    /// EMSEdit: `ρ‖Δ‖²` (batch) or `ρ‖W − W_orig‖²` (sequential), `reg_coef` = ρ.
+    L2 {
+        /// ρ.
+        reg_coef: f64,
+    },
+    /// MALMEN: `α · KL(f_orig(u) ‖ f_{W+Δ}(u))` over the unrelated tuples.
+    Kl {
+        /// α (`loc_coef`, 0.6).
+        loc_coef: f64,
+    },
+}
+
+/// A hypernetwork editor's hyperparameters (spec §6.2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EmsEditConfig {
+pub struct HyperEditorConfig {
+    /// The name in reports (`EMSEdit`, `MALMEN2`, ...).
+    pub name: String,
     /// HF names of the edited modules.
     pub modules: Vec<String>,
     /// Rank r, blocks, initial η.
@@ -42,17 +60,20 @@ pub struct EmsEditConfig {
     pub meta_lr: f64,
     /// Global-norm clipping threshold.
     pub max_grad_norm: f32,
-    /// ρ, the weight of the L2 penalty on the shift.
-    pub reg_coef: f64,
-    /// Reproduce the reference: ρ applied twice in sequential training (ρ²), and two Adam
-    /// updates per step in batch training (duplicated parameter registration).
+    /// The locality term.
+    pub locality: Locality,
+    /// The shift predictor: least squares (EMSEdit, MALMEN) or MEND's sum.
+    pub predictor: Predictor,
+    /// Reproduce the reference: ρ applied twice in sequential training (ρ²), and K Adam
+    /// updates per step with a shared network (duplicated parameter registration).
     pub reference_quirks: bool,
 }
 
-impl EmsEditConfig {
-    /// Batch editing defaults: shared network, K = 2, rank 1024, ρ = 0.5.
-    pub fn batch(modules: Vec<String>) -> Self {
+impl HyperEditorConfig {
+    /// EMSEdit for batch editing: shared network, K = 2, rank 1024, ρ = 0.5.
+    pub fn emsedit_batch(modules: Vec<String>) -> Self {
         Self {
+            name: "EMSEdit".into(),
             modules,
             hyper: HyperConfig::default(),
             steps: 2,
@@ -60,25 +81,58 @@ impl EmsEditConfig {
             rank_decay: false,
             meta_lr: 1e-5,
             max_grad_norm: 1.0,
-            reg_coef: 0.5,
+            locality: Locality::L2 { reg_coef: 0.5 },
+            predictor: Predictor::LeastSquares,
             reference_quirks: false,
         }
     }
 
-    /// Sequential editing defaults: step-specific networks with rank decay.
-    pub fn sequential(modules: Vec<String>) -> Self {
+    /// EMSEdit for sequential editing: step-specific networks with rank decay.
+    pub fn emsedit_sequential(modules: Vec<String>) -> Self {
         Self {
             layout: Layout::StepSpecific,
             rank_decay: true,
-            ..Self::batch(modules)
+            ..Self::emsedit_batch(modules)
+        }
+    }
+
+    /// MALMEN with `steps` back-propagation steps (MALMEN2 is 2): shared network, KL
+    /// locality with α = 0.6.
+    pub fn malmen(modules: Vec<String>, steps: usize) -> Self {
+        Self {
+            name: if steps == 1 {
+                "MALMEN".into()
+            } else {
+                format!("MALMEN{steps}")
+            },
+            steps,
+            locality: Locality::Kl { loc_coef: 0.6 },
+            ..Self::emsedit_batch(modules)
         }
     }
 }
 
-/// The EMSEdit editor.
+impl HyperEditorConfig {
+    /// MEND as the reference runs it (spec §4.3): the MALMEN network with rank 1920 and 2 blocks,
+    /// the sum predictor, KL locality α = 0.6, one step (train it on up to 100 batches).
+    pub fn mend(modules: Vec<String>) -> Self {
+        Self {
+            name: "MEND".into(),
+            hyper: HyperConfig {
+                rank: 1920,
+                blocks: 2,
+                lr: 1e-6,
+            },
+            predictor: Predictor::Sum,
+            ..Self::malmen(modules, 1)
+        }
+    }
+}
+
+/// A hypernetwork editor (EMSEdit, MALMEN, MEND).
 #[derive(Debug)]
-pub struct EmsEdit<B: Backend> {
-    config: EmsEditConfig,
+pub struct HyperEditor<B: Backend> {
+    config: HyperEditorConfig,
     state: Option<State<B>>,
 }
 
@@ -95,9 +149,9 @@ impl<B: Backend> State<B> {
     }
 }
 
-impl<B: Backend> EmsEdit<B> {
+impl<B: Backend> HyperEditor<B> {
     /// An untrained editor; networks are built on first use (they need the model's shapes).
-    pub fn new(config: EmsEditConfig) -> Self {
+    pub fn new(config: HyperEditorConfig) -> Self {
         Self {
             config,
             state: None,
@@ -114,7 +168,10 @@ impl<B: Backend> EmsEdit<B> {
             return Ok(());
         }
         if self.config.steps == 0 {
-            return Err(MetaError::Config("EMSEdit needs at least one step".into()));
+            return Err(MetaError::Config(format!(
+                "{} needs at least one step",
+                self.config.name
+            )));
         }
         let groups = Groups::new(lm, resolve_modules(lm, &self.config.modules)?);
         let count = match self.config.layout {
@@ -134,21 +191,31 @@ impl<B: Backend> EmsEdit<B> {
         Ok(())
     }
 
+    /// ρ of the L2 penalty as applied (0 for a KL locality).
     fn reg(&self) -> f64 {
-        match (self.config.layout, self.config.reference_quirks) {
-            (Layout::StepSpecific, true) => self.config.reg_coef * self.config.reg_coef,
-            _ => self.config.reg_coef,
+        match (
+            self.config.locality,
+            self.config.layout,
+            self.config.reference_quirks,
+        ) {
+            (Locality::Kl { .. }, ..) => 0.0,
+            (Locality::L2 { reg_coef }, Layout::StepSpecific, true) => reg_coef * reg_coef,
+            (Locality::L2 { reg_coef }, ..) => reg_coef,
         }
     }
 
-    /// Batch training (spec §4.7 `train_batch`): every step caches on the original weights,
-    /// and the shared network takes one clipped Adam step per step.
+    /// Shared-network training (EMSEdit `train_batch`, MALMEN `TRAIN_ONE_SHOT`): every step
+    /// caches on the original weights, and the network takes one clipped Adam step per step.
     fn train_shared(
         &mut self,
         lm: &mut CausalLm<B>,
         stream: &[EditBatch],
     ) -> Result<(), MetaError> {
         let reg = self.reg();
+        let kl = match self.config.locality {
+            Locality::Kl { loc_coef } => Some(loc_coef),
+            Locality::L2 { .. } => None,
+        };
         let (steps, max_norm, lr) = (
             self.config.steps,
             self.config.max_grad_norm,
@@ -159,23 +226,32 @@ impl<B: Backend> EmsEdit<B> {
         } else {
             1
         };
+        let predictor = self.config.predictor;
         let state = self.state.as_mut().expect("built");
         let mut opt = MetaOptimizer::new(state.groups.shapes.len(), lr);
         for batch in stream {
             for _ in 0..steps {
                 let caches = cache(lm, &batch.edit, &state.groups, &mut state.nets[0])?;
-                let preds = predict_all(
-                    &caches,
-                    &state.groups,
-                    &state.nets[0],
-                    Predictor::LeastSquares,
-                )?;
+                let preds = predict_all(&caches, &state.groups, &state.nets[0], predictor)?;
                 let old = apply(lm, &state.groups, &preds)?;
                 let mut gammas = gen_gammas(lm, &batch.equiv, &state.groups)?;
                 revert(lm, &state.groups, old)?;
                 for (g, p) in gammas.iter_mut().zip(&preds) {
                     // ∂(ρ‖Δ‖²)/∂W = 2ρΔ
                     *g = g.clone() + p.delta.clone().mul_scalar(2.0 * reg);
+                }
+                if let Some(alpha) = kl {
+                    for micro in &batch.unrel {
+                        // The reference distribution is the original model's, without gradient.
+                        let reference = lm.forward(micro)?;
+                        let old = apply(lm, &state.groups, &preds)?;
+                        let loc =
+                            lm.gradients(micro, &state.groups.modules, Objective::Kl(&reference))?;
+                        revert(lm, &state.groups, old)?;
+                        for (g, l) in gammas.iter_mut().zip(loc.gammas) {
+                            *g = g.clone() + l.mul_scalar(alpha);
+                        }
+                    }
                 }
                 let mut acc: Vec<Params<B>> = state.nets[0]
                     .iter()
@@ -198,8 +274,14 @@ impl<B: Backend> EmsEdit<B> {
         lm: &mut CausalLm<B>,
         stream: &[EditBatch],
     ) -> Result<(), MetaError> {
+        if let Locality::Kl { .. } = self.config.locality {
+            return Err(MetaError::Config(
+                "step-specific networks with a KL locality are RLEdit, not implemented yet".into(),
+            ));
+        }
         let reg = self.reg();
         let (max_norm, lr) = (self.config.max_grad_norm, self.config.meta_lr);
+        let predictor = self.config.predictor;
         let state = self.state.as_mut().expect("built");
         let original: Vec<_> = state.groups.modules.iter().map(|&m| lm.weight(m)).collect();
         let mut acc: Vec<Vec<Params<B>>> = state
@@ -211,7 +293,7 @@ impl<B: Backend> EmsEdit<B> {
             let mut preds = Vec::with_capacity(state.nets.len());
             for nets in state.nets.iter_mut() {
                 let caches = cache(lm, &batch.edit, &state.groups, nets)?;
-                let p = predict_all(&caches, &state.groups, nets, Predictor::LeastSquares)?;
+                let p = predict_all(&caches, &state.groups, nets, predictor)?;
                 apply(lm, &state.groups, &p)?;
                 preds.push(p);
             }
@@ -241,9 +323,9 @@ impl<B: Backend> EmsEdit<B> {
     }
 }
 
-impl<B: Backend> Editor<B> for EmsEdit<B> {
+impl<B: Backend> Editor<B> for HyperEditor<B> {
     fn name(&self) -> String {
-        "EMSEdit".into()
+        self.config.name.clone()
     }
 
     fn train(&mut self, lm: &mut CausalLm<B>, stream: &[EditBatch]) -> Result<(), MetaError> {
@@ -259,16 +341,12 @@ impl<B: Backend> Editor<B> for EmsEdit<B> {
     fn edit(&mut self, lm: &mut CausalLm<B>, batch: &EditBatch) -> Result<(), MetaError> {
         self.ensure(lm)?;
         let steps = self.config.steps;
+        let predictor = self.config.predictor;
         let state = self.state.as_mut().expect("built");
         for k in 0..steps {
             let s = state.step(k);
             let caches = cache(lm, &batch.edit, &state.groups, &mut state.nets[s])?;
-            let preds = predict_all(
-                &caches,
-                &state.groups,
-                &state.nets[s],
-                Predictor::LeastSquares,
-            )?;
+            let preds = predict_all(&caches, &state.groups, &state.nets[s], predictor)?;
             apply(lm, &state.groups, &preds)?;
         }
         Ok(())

@@ -1,4 +1,4 @@
-//! EMSEdit through the scenario driver on the tiny GPT-2 fixture: the training loops take the
+//! EMSEdit and MALMEN through the scenario driver on the tiny GPT-2 fixture: the training loops take the
 //! Adam steps the spec prescribes (spec §7.3: η moves by about meta_lr per effective step).
 
 use std::path::Path;
@@ -7,7 +7,7 @@ use emsedit_eval::scenario::{Run, ScenarioConfig, edit_batches, run};
 use emsedit_eval::synthetic::{FactWorld, Split, WorldConfig};
 use emsedit_llm::{CausalLm, LmTokenizer};
 use emsedit_meta::hypernet::HyperConfig;
-use emsedit_meta::{Editor, EmsEdit, EmsEditConfig};
+use emsedit_meta::{Editor, HyperEditor, HyperEditorConfig};
 use emsedit_tensor::{Cpu, cpu, seed};
 
 fn fixture() -> std::path::PathBuf {
@@ -35,7 +35,7 @@ fn world_records(split: Split) -> Vec<emsedit_eval::data::EditRecord> {
     records
 }
 
-fn config(mut c: EmsEditConfig) -> EmsEditConfig {
+fn config(mut c: HyperEditorConfig) -> HyperEditorConfig {
     c.hyper = HyperConfig {
         rank: 8,
         blocks: 2,
@@ -52,7 +52,7 @@ fn modules() -> Vec<String> {
 }
 
 /// Largest |η − η₀| over the networks of each step.
-fn eta_moves(editor: &EmsEdit<Cpu>) -> Vec<f64> {
+fn eta_moves(editor: &HyperEditor<Cpu>) -> Vec<f64> {
     editor
         .nets()
         .unwrap()
@@ -75,9 +75,9 @@ fn eta_moves(editor: &EmsEdit<Cpu>) -> Vec<f64> {
 }
 
 fn run_with(
-    c: EmsEditConfig,
+    c: HyperEditorConfig,
     scenario: ScenarioConfig,
-) -> (EmsEdit<Cpu>, emsedit_eval::scenario::Report) {
+) -> (HyperEditor<Cpu>, emsedit_eval::scenario::Report) {
     seed::<Cpu>(&cpu(), 11);
     let lm = CausalLm::<Cpu>::load(&fixture(), &cpu()).unwrap();
     let tok = LmTokenizer::load_dir(&fixture()).unwrap();
@@ -89,21 +89,24 @@ fn run_with(
         eval: &eval,
         source: None,
     };
-    let mut editor = EmsEdit::new(config(c));
+    let mut editor = HyperEditor::new(config(c));
     let report = run(&mut editor, &input, &scenario).unwrap();
     (editor, report)
 }
 
 #[test]
 fn batch_training_takes_one_adam_step_per_bp_step() {
-    let (editor, report) = run_with(EmsEditConfig::batch(modules()), ScenarioConfig::batch(8));
+    let (editor, report) = run_with(
+        HyperEditorConfig::emsedit_batch(modules()),
+        ScenarioConfig::batch(8),
+    );
     let moves = eta_moves(&editor);
     assert_eq!(moves.len(), 1, "one shared network");
     // Two steps of ≈ meta_lr each.
     assert!((moves[0] - 2e-5).abs() < 2e-7, "{moves:?}");
     assert!(report.train_seconds_per_edit > 0.0 && report.edit_seconds_per_edit > 0.0);
 
-    let mut quirky = EmsEditConfig::batch(modules());
+    let mut quirky = HyperEditorConfig::emsedit_batch(modules());
     quirky.reference_quirks = true;
     let (editor, _) = run_with(quirky, ScenarioConfig::batch(8));
     // Duplicated registration: two Adam updates per step.
@@ -117,7 +120,7 @@ fn batch_training_takes_one_adam_step_per_bp_step() {
 #[test]
 fn sequential_training_takes_one_adam_step_with_rank_decay() {
     let (editor, _) = run_with(
-        EmsEditConfig::sequential(modules()),
+        HyperEditorConfig::emsedit_sequential(modules()),
         ScenarioConfig::sequential(4, 3),
     );
     let nets = editor.nets().unwrap();
@@ -144,9 +147,9 @@ fn editing_is_cumulative_and_deterministic() {
     };
     let edit_twice = || {
         seed::<Cpu>(&cpu(), 3);
-        let mut c = config(EmsEditConfig::batch(modules()));
+        let mut c = config(HyperEditorConfig::emsedit_batch(modules()));
         c.hyper.lr = 1e-2;
-        let mut editor = EmsEdit::<Cpu>::new(c);
+        let mut editor = HyperEditor::<Cpu>::new(c);
         let mut lm = lm.clone();
         editor.edit(&mut lm, &batches[0].batch).unwrap();
         let once = weights(&lm);
@@ -161,4 +164,70 @@ fn editing_is_cumulative_and_deterministic() {
         "each batch moves the weights"
     );
     assert_eq!(edit_twice(), (once, twice), "same seed, same edits");
+}
+
+#[test]
+fn malmen_and_malmen2_train_with_the_kl_locality() {
+    for steps in [1, 2] {
+        let (editor, report) = run_with(
+            HyperEditorConfig::malmen(modules(), steps),
+            ScenarioConfig::batch(8),
+        );
+        assert_eq!(report.method, if steps == 1 { "MALMEN" } else { "MALMEN2" });
+        // One shared network, one Adam step of ≈ meta_lr per back-propagation step.
+        let moves = eta_moves(&editor);
+        assert!(
+            (moves[0] - steps as f64 * 1e-5).abs() < steps as f64 * 1e-7,
+            "{moves:?}"
+        );
+    }
+    // A KL locality with step-specific networks is RLEdit's territory: refused, not guessed.
+    let mut c = HyperEditorConfig::malmen(modules(), 2);
+    c.layout = emsedit_meta::Layout::StepSpecific;
+    let lm = CausalLm::<Cpu>::load(&fixture(), &cpu()).unwrap();
+    let tok = LmTokenizer::load_dir(&fixture()).unwrap();
+    let recs = world_records(Split::Train);
+    let input = Run {
+        model: &lm,
+        tokenizer: &tok,
+        train: &recs,
+        eval: &recs,
+        source: None,
+    };
+    let err = run(
+        &mut HyperEditor::<Cpu>::new(config(c)),
+        &input,
+        &ScenarioConfig::sequential(4, 2),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("RLEdit"), "{err}");
+}
+
+#[test]
+fn mend_trains_the_sum_predictor() {
+    let mut c = HyperEditorConfig::mend(modules());
+    c.hyper.rank = 8;
+    let mut scenario = ScenarioConfig::batch(4);
+    scenario.train_batches = 2;
+    seed::<Cpu>(&cpu(), 11);
+    let lm = CausalLm::<Cpu>::load(&fixture(), &cpu()).unwrap();
+    let tok = LmTokenizer::load_dir(&fixture()).unwrap();
+    let (train, eval) = (world_records(Split::Train), world_records(Split::Eval));
+    let input = Run {
+        model: &lm,
+        tokenizer: &tok,
+        train: &train,
+        eval: &eval,
+        source: None,
+    };
+    let mut editor = HyperEditor::<Cpu>::new(c);
+    let report = run(&mut editor, &input, &scenario).unwrap();
+    assert_eq!(report.method, "MEND");
+    assert_eq!(editor.nets().unwrap()[0][0].params.a.len(), 2, "two blocks");
+    // Two training batches, one step each: η moved by about 2 · meta_lr.
+    assert!(
+        (eta_moves(&editor)[0] - 2e-5).abs() < 2e-7,
+        "{:?}",
+        eta_moves(&editor)
+    );
 }
