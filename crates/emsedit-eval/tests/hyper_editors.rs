@@ -231,3 +231,31 @@ fn mend_trains_the_sum_predictor() {
         eta_moves(&editor)
     );
 }
+
+#[test]
+fn rledit_and_rledit2_take_one_adam_step_after_the_stream() {
+    let mut first_step_b: Vec<Vec<f64>> = Vec::new();
+    for (steps, quirks) in [(1, false), (2, false), (2, true)] {
+        let mut c = HyperEditorConfig::rledit(modules(), steps);
+        c.reference_quirks = quirks;
+        let (editor, report) = run_with(c, ScenarioConfig::sequential(4, 3));
+        assert_eq!(report.method, if steps == 1 { "RLEdit" } else { "RLEdit2" });
+        let nets = editor.nets().unwrap();
+        assert_eq!(nets.len(), steps, "step-specific networks");
+        assert_eq!(
+            nets[steps - 1][0].params.a[0].dims()[1],
+            8 / steps,
+            "rank decay"
+        );
+        for m in eta_moves(&editor) {
+            assert!(
+                (m - 1e-5).abs() < 1e-7,
+                "steps {steps}, quirks {quirks}: {m}"
+            );
+        }
+        let b = nets[0][0].params.b[0].clone().into_data();
+        first_step_b.push(b.convert::<f64>().into_vec::<f64>().unwrap());
+    }
+    // With the quirk, step 1's network is trained on step 2's Γ: a different update.
+    assert_ne!(first_step_b[1], first_step_b[2]);
+}

@@ -13,6 +13,7 @@ use crate::hypernet::{HyperConfig, HyperNet, Params};
 use crate::predict::Predictor;
 use crate::steps::{
     Groups, MetaOptimizer, accumulate, apply, cache, clip, gen_gammas, predict_all, revert,
+    revert_keep,
 };
 
 /// How the step networks are laid out.
@@ -64,6 +65,9 @@ pub struct HyperEditorConfig {
     pub locality: Locality,
     /// The shift predictor: least squares (EMSEdit, MALMEN) or MEND's sum.
     pub predictor: Predictor,
+    /// RLEdit's backtracking memory: losses of the last `depth` training batches, the i-th
+    /// most recent weighted by `decay^i` (spec §4.5). `None` elsewhere.
+    pub backtrack: Option<Backtrack>,
     /// Reproduce the reference: ρ applied twice in sequential training (ρ²), and K Adam
     /// updates per step with a shared network (duplicated parameter registration).
     pub reference_quirks: bool,
@@ -83,6 +87,7 @@ impl HyperEditorConfig {
             max_grad_norm: 1.0,
             locality: Locality::L2 { reg_coef: 0.5 },
             predictor: Predictor::LeastSquares,
+            backtrack: None,
             reference_quirks: false,
         }
     }
@@ -112,7 +117,40 @@ impl HyperEditorConfig {
     }
 }
 
+/// RLEdit's memory of past training batches.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Backtrack {
+    /// β (`time_decay`, 0.95).
+    pub decay: f64,
+    /// How many batches, the current one included (`back_depth`, 10).
+    pub depth: usize,
+    /// ρ of the L2 term on each step's shift (`reg_coef`, 1e-4). The reference computes it on a
+    /// detached shift, so it has no effect there; `reference_quirks` reproduces that.
+    pub reg_coef: f64,
+}
+
 impl HyperEditorConfig {
+    /// RLEdit (spec §4.5) with `steps` back-propagation steps (RLEdit2 is 2): step-specific
+    /// networks with rank decay, KL locality α = 0.6 against the model before each step's edit,
+    /// backtracking over the last 10 batches with decay 0.95, one Adam step after the stream.
+    pub fn rledit(modules: Vec<String>, steps: usize) -> Self {
+        Self {
+            name: if steps == 1 {
+                "RLEdit".into()
+            } else {
+                format!("RLEdit{steps}")
+            },
+            layout: Layout::StepSpecific,
+            rank_decay: true,
+            backtrack: Some(Backtrack {
+                decay: 0.95,
+                depth: 10,
+                reg_coef: 1e-4,
+            }),
+            ..Self::malmen(modules, steps)
+        }
+    }
+
     /// MEND as the reference runs it (spec §4.3): the MALMEN network with rank 1920 and 2 blocks,
     /// the sum predictor, KL locality α = 0.6, one step (train it on up to 100 batches).
     pub fn mend(modules: Vec<String>) -> Self {
@@ -276,7 +314,8 @@ impl<B: Backend> HyperEditor<B> {
     ) -> Result<(), MetaError> {
         if let Locality::Kl { .. } = self.config.locality {
             return Err(MetaError::Config(
-                "step-specific networks with a KL locality are RLEdit, not implemented yet".into(),
+                "step-specific networks with a KL locality need a backtracking memory (RLEdit)"
+                    .into(),
             ));
         }
         let reg = self.reg();
@@ -321,6 +360,90 @@ impl<B: Backend> HyperEditor<B> {
         opt.step(&mut nets, &acc.concat(), 1)?;
         Ok(())
     }
+
+    /// RLEdit training (spec §4.5 `TRAIN_RL`): training edits accumulate; after each step's
+    /// APPLY the losses over the backtracking memory give Γ; one Adam step after the stream.
+    ///
+    /// Each step is trained with its own Γ and the L2 term counts; with `reference_quirks`
+    /// every step uses the last step's Γ and the L2 term is dropped, as in the reference.
+    fn train_rl(&mut self, lm: &mut CausalLm<B>, stream: &[EditBatch]) -> Result<(), MetaError> {
+        let back = self.config.backtrack.expect("RLEdit has a memory");
+        let alpha = match self.config.locality {
+            Locality::Kl { loc_coef } => loc_coef,
+            Locality::L2 { .. } => 0.0,
+        };
+        let quirks = self.config.reference_quirks;
+        let (predictor, max_norm, lr) = (
+            self.config.predictor,
+            self.config.max_grad_norm,
+            self.config.meta_lr,
+        );
+        let state = self.state.as_mut().expect("built");
+        let mut acc: Vec<Vec<Params<B>>> = state
+            .nets
+            .iter()
+            .map(|nets| nets.iter().map(|n| n.params.zeros_like()).collect())
+            .collect();
+        for t in 0..stream.len() {
+            let memory: Vec<(f64, &EditBatch)> = (0..back.depth.min(t + 1))
+                .map(|i| (back.decay.powi(i as i32), &stream[t - i]))
+                .collect();
+            let mut steps = Vec::with_capacity(state.nets.len());
+            for nets in state.nets.iter_mut() {
+                let caches = cache(lm, &stream[t].edit, &state.groups, nets)?;
+                let preds = predict_all(&caches, &state.groups, nets, predictor)?;
+                let before = apply(lm, &state.groups, &preds)?;
+                let mut gammas: Option<Vec<_>> = None;
+                let mut add = |g: Vec<burn::tensor::Tensor<B, 2>>, w: f64| {
+                    let g: Vec<_> = g.into_iter().map(|x| x.mul_scalar(w)).collect();
+                    gammas = Some(match gammas.take() {
+                        None => g,
+                        Some(s) => s.into_iter().zip(g).map(|(a, b)| a + b).collect(),
+                    });
+                };
+                for (w, batch) in &memory {
+                    add(gen_gammas(lm, &batch.equiv, &state.groups)?, *w);
+                }
+                // KL against the model before this step's edit (it holds all earlier edits).
+                let after = revert_keep(lm, &state.groups, before)?;
+                for (w, batch) in &memory {
+                    for micro in &batch.unrel {
+                        let reference = lm.forward(micro)?;
+                        let undo = apply(lm, &state.groups, &preds)?;
+                        let loc =
+                            lm.gradients(micro, &state.groups.modules, Objective::Kl(&reference))?;
+                        revert(lm, &state.groups, undo)?;
+                        add(loc.gammas, alpha * w);
+                    }
+                }
+                let mut gammas = gammas.expect("the memory holds the current batch");
+                if !quirks {
+                    for (g, p) in gammas.iter_mut().zip(&preds) {
+                        *g = g.clone() + p.delta.clone().mul_scalar(2.0 * back.reg_coef);
+                    }
+                }
+                for (&m, w) in state.groups.modules.iter().zip(after) {
+                    lm.set_weight(m, w)?;
+                }
+                steps.push((preds, gammas));
+            }
+            let last = steps
+                .last()
+                .map(|(_, g)| g.clone())
+                .expect("at least one step");
+            for (k, (preds, gammas)) in steps.iter().enumerate() {
+                let gammas = if quirks { &last } else { gammas };
+                accumulate(&mut acc[k], &state.nets[k], &state.groups, preds, gammas)?;
+                let mut flat: Vec<Params<B>> = acc.concat();
+                clip(&mut flat, max_norm);
+                let per = state.groups.shapes.len();
+                acc = flat.chunks(per).map(<[Params<B>]>::to_vec).collect();
+            }
+        }
+        let mut opt = MetaOptimizer::new(state.nets.len() * state.groups.shapes.len(), lr);
+        let mut nets: Vec<&mut HyperNet<B>> = state.nets.iter_mut().flatten().collect();
+        opt.step(&mut nets, &acc.concat(), 1)
+    }
 }
 
 impl<B: Backend> Editor<B> for HyperEditor<B> {
@@ -332,6 +455,7 @@ impl<B: Backend> Editor<B> for HyperEditor<B> {
         self.ensure(lm)?;
         match self.config.layout {
             Layout::Shared => self.train_shared(lm, stream),
+            Layout::StepSpecific if self.config.backtrack.is_some() => self.train_rl(lm, stream),
             Layout::StepSpecific => self.train_step_specific(lm, stream),
         }
     }

@@ -8,9 +8,9 @@
 //! - the MALMEN-style hypernetwork ([`hypernet`], spec §3) and the shift predictors with their
 //!   decoupled meta-gradients ([`predict`], spec §4.1);
 //! - the loops' shared steps ([`steps`]: CACHE, PREDICT, APPLY/REVERT, Γ, clip and Adam),
-//!   [`HyperEditor`] — EMSEdit (batch and sequential layouts), MALMEN / MALMEN2 and MEND, with
-//!   K-step back-propagation — and the training-free [`UltraEdit`];
-//! - (next) RLEdit on the same steps, and hypernetwork checkpoints.
+//!   [`HyperEditor`] — EMSEdit (batch and sequential layouts), MALMEN / MALMEN2, MEND and
+//!   RLEdit / RLEdit2, with K-step back-propagation — and the training-free [`UltraEdit`];
+//! - (next) hypernetwork checkpoints.
 //!
 //! It knows nothing of data-set formats, scenarios or metrics.
 
@@ -29,5 +29,5 @@ pub use editor::{EditBatch, Editor, resolve_modules};
 pub use emsedit_llm as llm;
 pub use error::MetaError;
 pub use ft::{Ft, FtConfig};
-pub use hyper_editor::{HyperEditor, HyperEditorConfig, Layout, Locality};
+pub use hyper_editor::{Backtrack, HyperEditor, HyperEditorConfig, Layout, Locality};
 pub use ultraedit::{UltraEdit, UltraEditConfig};

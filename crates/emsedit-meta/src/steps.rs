@@ -127,6 +127,17 @@ pub fn revert<B: Backend>(
     Ok(())
 }
 
+/// REVERT that hands back the edited weights, so that they can be put back later.
+pub fn revert_keep<B: Backend>(
+    lm: &mut CausalLm<B>,
+    groups: &Groups,
+    old: Vec<Tensor<B, 2>>,
+) -> Result<Vec<Tensor<B, 2>>, MetaError> {
+    let edited = groups.modules.iter().map(|&m| lm.weight(m)).collect();
+    revert(lm, groups, old)?;
+    Ok(edited)
+}
+
 /// Γ_m of the generalization loss: the sum over micro-batches of their mean cross-entropy.
 pub fn gen_gammas<B: Backend>(
     lm: &CausalLm<B>,
