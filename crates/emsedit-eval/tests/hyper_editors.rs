@@ -21,7 +21,10 @@ fn world_records(split: Split) -> Vec<emsedit_eval::data::EditRecord> {
         train_records: 12,
         eval_records: 12,
     });
-    let dir = std::env::temp_dir().join(format!("emsedit-ems-{}-{split:?}", std::process::id()));
+    // Tests run in parallel: every call gets its own folder.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("emsedit-ems-{}-{call}", std::process::id()));
     world.write(&dir).unwrap();
     let records = emsedit_eval::data::load(
         &dir.join("zsre").join(match split {

@@ -28,7 +28,10 @@ fn records() -> Vec<emsedit_eval::data::EditRecord> {
         train_records: 8,
         eval_records: 8,
     });
-    let dir = std::env::temp_dir().join(format!("emsedit-ultra-{}", std::process::id()));
+    // Tests run in parallel: every call gets its own folder.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("emsedit-ultra-{}-{call}", std::process::id()));
     world.write(&dir).unwrap();
     let r = emsedit_eval::data::load(
         &dir.join("zsre/eval.json"),
