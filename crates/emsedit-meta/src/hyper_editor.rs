@@ -3,6 +3,7 @@
 //! editing, step-specific networks with rank decay for sequential editing) and MALMEN /
 //! MALMEN2 (spec §4.4: a shared network, a KL locality loss, K = 1 or 2).
 
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use emsedit_llm::{CausalLm, Objective};
 use serde::{Deserialize, Serialize};
@@ -10,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::MetaError;
 use crate::editor::{EditBatch, Editor, resolve_modules};
 use crate::hypernet::{HyperConfig, HyperNet, Params};
-use crate::predict::Predictor;
+use crate::predict::{Prediction, Predictor};
 use crate::steps::{
     Groups, MetaOptimizer, accumulate, apply, cache, clip, gen_gammas, predict_all, revert,
     revert_keep,
@@ -167,7 +168,7 @@ impl HyperEditorConfig {
     }
 }
 
-/// A hypernetwork editor (EMSEdit, MALMEN, MEND).
+/// A hypernetwork editor (EMSEdit, MALMEN, MEND, RLEdit).
 #[derive(Debug)]
 pub struct HyperEditor<B: Backend> {
     config: HyperEditorConfig,
@@ -323,11 +324,7 @@ impl<B: Backend> HyperEditor<B> {
         let predictor = self.config.predictor;
         let state = self.state.as_mut().expect("built");
         let original: Vec<_> = state.groups.modules.iter().map(|&m| lm.weight(m)).collect();
-        let mut acc: Vec<Vec<Params<B>>> = state
-            .nets
-            .iter()
-            .map(|nets| nets.iter().map(|n| n.params.zeros_like()).collect())
-            .collect();
+        let mut acc = StreamGrads::new(&state.nets, max_norm);
         for batch in stream {
             let mut preds = Vec::with_capacity(state.nets.len());
             for nets in state.nets.iter_mut() {
@@ -341,24 +338,11 @@ impl<B: Backend> HyperEditor<B> {
                 // ∂(ρ‖W − W_orig‖²)/∂W on the cumulative deviation.
                 *g = g.clone() + (lm.weight(m) - w0.clone()).mul_scalar(2.0 * reg);
             }
-            for k in 0..state.nets.len() {
-                accumulate(
-                    &mut acc[k],
-                    &state.nets[k],
-                    &state.groups,
-                    &preds[k],
-                    &gammas,
-                )?;
-                let mut flat: Vec<Params<B>> = acc.concat();
-                clip(&mut flat, max_norm);
-                let per = state.groups.shapes.len();
-                acc = flat.chunks(per).map(<[Params<B>]>::to_vec).collect();
+            for (k, p) in preds.iter().enumerate() {
+                acc.add(k, &state.nets, &state.groups, p, &gammas)?;
             }
         }
-        let mut opt = MetaOptimizer::new(state.nets.len() * state.groups.shapes.len(), lr);
-        let mut nets: Vec<&mut HyperNet<B>> = state.nets.iter_mut().flatten().collect();
-        opt.step(&mut nets, &acc.concat(), 1)?;
-        Ok(())
+        acc.apply(&mut state.nets, lr)
     }
 
     /// RLEdit training (spec §4.5 `TRAIN_RL`): training edits accumulate; after each step's
@@ -379,11 +363,7 @@ impl<B: Backend> HyperEditor<B> {
             self.config.meta_lr,
         );
         let state = self.state.as_mut().expect("built");
-        let mut acc: Vec<Vec<Params<B>>> = state
-            .nets
-            .iter()
-            .map(|nets| nets.iter().map(|n| n.params.zeros_like()).collect())
-            .collect();
+        let mut acc = StreamGrads::new(&state.nets, max_norm);
         for t in 0..stream.len() {
             let memory: Vec<(f64, &EditBatch)> = (0..back.depth.min(t + 1))
                 .map(|i| (back.decay.powi(i as i32), &stream[t - i]))
@@ -433,16 +413,52 @@ impl<B: Backend> HyperEditor<B> {
                 .expect("at least one step");
             for (k, (preds, gammas)) in steps.iter().enumerate() {
                 let gammas = if quirks { &last } else { gammas };
-                accumulate(&mut acc[k], &state.nets[k], &state.groups, preds, gammas)?;
-                let mut flat: Vec<Params<B>> = acc.concat();
-                clip(&mut flat, max_norm);
-                let per = state.groups.shapes.len();
-                acc = flat.chunks(per).map(<[Params<B>]>::to_vec).collect();
+                acc.add(k, &state.nets, &state.groups, preds, gammas)?;
             }
         }
-        let mut opt = MetaOptimizer::new(state.nets.len() * state.groups.shapes.len(), lr);
-        let mut nets: Vec<&mut HyperNet<B>> = state.nets.iter_mut().flatten().collect();
-        opt.step(&mut nets, &acc.concat(), 1)
+        acc.apply(&mut state.nets, lr)
+    }
+}
+
+/// Hyper-gradients summed over a training stream, one per step network and group, re-clipped
+/// after every step's addition (spec §4.5, §4.7: "clips the gradient summed so far").
+struct StreamGrads<B: Backend> {
+    acc: Vec<Vec<Params<B>>>,
+    max_norm: f32,
+}
+
+impl<B: Backend> StreamGrads<B> {
+    fn new(nets: &[Vec<HyperNet<B>>], max_norm: f32) -> Self {
+        let acc = nets
+            .iter()
+            .map(|n| n.iter().map(|x| x.params.zeros_like()).collect())
+            .collect();
+        Self { acc, max_norm }
+    }
+
+    /// Adds step `k`'s meta-gradients, then clips everything accumulated.
+    fn add(
+        &mut self,
+        k: usize,
+        nets: &[Vec<HyperNet<B>>],
+        groups: &Groups,
+        preds: &[Prediction<B>],
+        gammas: &[Tensor<B, 2>],
+    ) -> Result<(), MetaError> {
+        accumulate(&mut self.acc[k], &nets[k], groups, preds, gammas)?;
+        let per = groups.shapes.len();
+        let mut flat: Vec<Params<B>> = self.acc.concat();
+        clip(&mut flat, self.max_norm);
+        self.acc = flat.chunks(per).map(<[Params<B>]>::to_vec).collect();
+        Ok(())
+    }
+
+    /// The single Adam step after the stream.
+    fn apply(self, nets: &mut [Vec<HyperNet<B>>], lr: f64) -> Result<(), MetaError> {
+        let groups = nets.first().map_or(0, Vec::len);
+        let mut opt = MetaOptimizer::new(nets.len() * groups, lr);
+        let mut flat: Vec<&mut HyperNet<B>> = nets.iter_mut().flatten().collect();
+        opt.step(&mut flat, &self.acc.concat(), 1)
     }
 }
 
