@@ -262,3 +262,88 @@ fn rledit_and_rledit2_take_one_adam_step_after_the_stream() {
     // With the quirk, step 1's network is trained on step 2's Γ: a different update.
     assert_ne!(first_step_b[1], first_step_b[2]);
 }
+
+#[test]
+fn checkpoints_round_trip_and_refuse_other_models() {
+    let (mut editor, _) = run_with(
+        HyperEditorConfig::emsedit_batch(modules()),
+        ScenarioConfig::batch(8),
+    );
+    let lm = CausalLm::<Cpu>::load(&fixture(), &cpu()).unwrap();
+    let dir = std::env::temp_dir().join(format!("emsedit-ckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("emsedit.safetensors");
+    editor.save(&lm, &path).unwrap();
+    let mut loaded = HyperEditor::<Cpu>::load(&lm, &path).unwrap();
+    assert_eq!(loaded.config(), editor.config());
+    let flat = |e: &HyperEditor<Cpu>| -> Vec<f64> {
+        let net = &e.nets().unwrap()[0][0];
+        let mut v: Vec<f64> = net
+            .params
+            .tensors()
+            .into_iter()
+            .flat_map(|t| {
+                t.clone()
+                    .into_data()
+                    .convert::<f64>()
+                    .into_vec::<f64>()
+                    .unwrap()
+            })
+            .collect();
+        v.extend(
+            net.norm
+                .mean()
+                .clone()
+                .into_data()
+                .convert::<f64>()
+                .into_vec::<f64>()
+                .unwrap(),
+        );
+        v.push(net.norm.count() as f64);
+        v
+    };
+    assert_eq!(flat(&loaded), flat(&editor));
+    // The loaded editor edits exactly like the saved one.
+    let tok = LmTokenizer::load_dir(&fixture()).unwrap();
+    let batch = &edit_batches(&tok, &world_records(Split::Eval), 4, 4, false).unwrap()[0].batch;
+    let id = lm.module("transformer.h.2.mlp.c_proj").unwrap();
+    let (mut a, mut b) = (lm.clone(), lm.clone());
+    editor.edit(&mut a, batch).unwrap();
+    loaded.edit(&mut b, batch).unwrap();
+    let w = |m: &CausalLm<Cpu>| {
+        m.weight(id)
+            .into_data()
+            .convert::<f64>()
+            .into_vec::<f64>()
+            .unwrap()
+    };
+    assert_eq!(w(&a), w(&b));
+
+    // Another architecture has no such modules.
+    let llama_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/llm/llama");
+    let llama = CausalLm::<Cpu>::load(&llama_dir, &cpu()).unwrap();
+    let err = HyperEditor::<Cpu>::load(&llama, &path).unwrap_err();
+    assert!(err.to_string().contains("another model"), "{err}");
+    // Same module names and shapes, different model config: the fingerprint differs.
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(
+        fixture().join("model.safetensors"),
+        other.join("model.safetensors"),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(fixture().join("config.json")).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&config).unwrap();
+    json["layer_norm_epsilon"] = serde_json::json!(1e-3);
+    std::fs::write(other.join("config.json"), json.to_string()).unwrap();
+    let changed = CausalLm::<Cpu>::load(&other, &cpu()).unwrap();
+    let err = HyperEditor::<Cpu>::load(&changed, &path).unwrap_err();
+    assert!(err.to_string().contains("fingerprint"), "{err}");
+    // Not a checkpoint at all.
+    let err = HyperEditor::<Cpu>::load(&lm, &other.join("model.safetensors")).unwrap_err();
+    assert!(
+        err.to_string().contains("not a hypernetwork checkpoint"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

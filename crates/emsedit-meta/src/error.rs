@@ -12,6 +12,14 @@ pub enum MetaError {
     /// A numerical routine failed (ridge solve, optimizer).
     #[error(transparent)]
     Tensor(#[from] TensorError),
+    /// A checkpoint that cannot be read, or was made for another model or module set.
+    #[error("{path}: checkpoint: {detail}")]
+    Checkpoint {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
     /// An editor configuration that cannot work with this model.
     #[error("editor config: {0}")]
     Config(String),

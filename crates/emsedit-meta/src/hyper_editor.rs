@@ -202,6 +202,36 @@ impl<B: Backend> HyperEditor<B> {
         self.state.as_ref().map(|s| s.nets.as_slice())
     }
 
+    /// The config.
+    pub fn config(&self) -> &HyperEditorConfig {
+        &self.config
+    }
+
+    /// Saves the (trained) networks and the config to a checkpoint for `lm`'s model.
+    pub fn save(&mut self, lm: &CausalLm<B>, path: &std::path::Path) -> Result<(), MetaError> {
+        self.ensure(lm)?;
+        let state = self.state.as_ref().expect("built");
+        let print = crate::checkpoint::fingerprint(lm, &state.groups);
+        crate::checkpoint::save(path, &self.config, print, &state.nets)
+    }
+
+    /// Loads an editor saved by [`HyperEditor::save`], refusing a checkpoint made for another
+    /// model or module set.
+    pub fn load(lm: &CausalLm<B>, path: &std::path::Path) -> Result<Self, MetaError> {
+        let (config, nets, groups) =
+            crate::checkpoint::load(path, lm.device(), |config: &HyperEditorConfig| {
+                let mut editor = Self::new(config.clone());
+                editor.ensure(lm)?;
+                let state = editor.state.expect("built");
+                let print = crate::checkpoint::fingerprint(lm, &state.groups);
+                Ok((print, state.nets, state.groups))
+            })?;
+        Ok(Self {
+            config,
+            state: Some(State { groups, nets }),
+        })
+    }
+
     fn ensure(&mut self, lm: &CausalLm<B>) -> Result<(), MetaError> {
         if self.state.is_some() {
             return Ok(());

@@ -10,12 +10,14 @@
 //! - the loops' shared steps ([`steps`]: CACHE, PREDICT, APPLY/REVERT, Γ, clip and Adam),
 //!   [`HyperEditor`] — EMSEdit (batch and sequential layouts), MALMEN / MALMEN2, MEND and
 //!   RLEdit / RLEdit2, with K-step back-propagation — and the training-free [`UltraEdit`];
-//! - (next) hypernetwork checkpoints.
+//! - hypernetwork checkpoints ([`checkpoint`], [`HyperEditor::save`], [`HyperEditor::load`]):
+//!   safetensors with a JSON header, refused for another model or module set.
 //!
 //! It knows nothing of data-set formats, scenarios or metrics.
 
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 mod editor;
 mod error;
 mod ft;

@@ -56,6 +56,38 @@ impl<B: Backend> RunningNorm<B> {
         &self.std
     }
 
+    /// Sum of squared deviations M2 (1×D).
+    pub fn m2(&self) -> &Tensor<B, 2> {
+        &self.m2
+    }
+
+    /// Restores a saved state (`count`, mean, M2, std; each 1×D).
+    pub fn from_parts(
+        count: u64,
+        mean: Tensor<B, 2>,
+        m2: Tensor<B, 2>,
+        std: Tensor<B, 2>,
+    ) -> Result<Self, TensorError> {
+        let d = mean.dims();
+        if d[0] != 1 || m2.dims() != d || std.dims() != d {
+            return Err(TensorError::Shape {
+                op: "normalizer state",
+                detail: format!(
+                    "mean {:?}, M2 {:?}, std {:?}; need 1×D each",
+                    d,
+                    m2.dims(),
+                    std.dims()
+                ),
+            });
+        }
+        Ok(Self {
+            count,
+            mean,
+            m2,
+            std,
+        })
+    }
+
     /// Biased variance `M2 / max(n, 1)` (1×D): kept for completeness, not used by `apply`.
     pub fn var(&self) -> Tensor<B, 2> {
         self.m2.clone().div_scalar(self.count.max(1) as f64)
