@@ -94,20 +94,7 @@ impl<B: Backend> Gemma2<B> {
         })
     }
 
-    /// The config.
-    pub fn config(&self) -> &Gemma2Config {
-        &self.config
-    }
-
-    /// The linear module `id`.
-    pub fn linear(&self, id: ModuleId) -> &Affine<B> {
-        &self.blocks[id.layer].linears[id.slot]
-    }
-
-    /// The linear module `id`, mutably.
-    pub fn linear_mut(&mut self, id: ModuleId) -> &mut Affine<B> {
-        &mut self.blocks[id.layer].linears[id.slot]
-    }
+    linear_access!(Gemma2Config);
 
     /// Logits (batch × time × V).
     pub fn forward(

@@ -107,20 +107,7 @@ impl<B: Backend> Gpt2<B> {
         }
     }
 
-    /// The config.
-    pub fn config(&self) -> &Gpt2Config {
-        &self.config
-    }
-
-    /// The linear module `id`.
-    pub fn linear(&self, id: ModuleId) -> &Affine<B> {
-        &self.blocks[id.layer].linears[id.slot]
-    }
-
-    /// The linear module `id`, mutably.
-    pub fn linear_mut(&mut self, id: ModuleId) -> &mut Affine<B> {
-        &mut self.blocks[id.layer].linears[id.slot]
-    }
+    linear_access!(Gpt2Config);
 
     /// Logits (batch × time × V) for token ids with a validity mask (right padding).
     pub fn forward(

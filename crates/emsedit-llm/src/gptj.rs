@@ -103,20 +103,7 @@ impl<B: Backend> Gptj<B> {
         })
     }
 
-    /// The config.
-    pub fn config(&self) -> &GptjConfig {
-        &self.config
-    }
-
-    /// The linear module `id`.
-    pub fn linear(&self, id: ModuleId) -> &Affine<B> {
-        &self.blocks[id.layer].linears[id.slot]
-    }
-
-    /// The linear module `id`, mutably.
-    pub fn linear_mut(&mut self, id: ModuleId) -> &mut Affine<B> {
-        &mut self.blocks[id.layer].linears[id.slot]
-    }
+    linear_access!(GptjConfig);
 
     fn rotate(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [_, _, _, hd] = x.dims();

@@ -15,6 +15,26 @@
 
 #![warn(missing_docs)]
 
+/// The accessors every architecture shares: its config and its blocks' linear modules.
+macro_rules! linear_access {
+    ($config:ty) => {
+        /// The config.
+        pub fn config(&self) -> &$config {
+            &self.config
+        }
+
+        /// The linear module `id`.
+        pub fn linear(&self, id: ModuleId) -> &Affine<B> {
+            &self.blocks[id.layer].linears[id.slot]
+        }
+
+        /// The linear module `id`, mutably.
+        pub fn linear_mut(&mut self, id: ModuleId) -> &mut Affine<B> {
+            &mut self.blocks[id.layer].linears[id.slot]
+        }
+    };
+}
+
 mod batch;
 pub mod config;
 mod error;

@@ -164,20 +164,7 @@ impl<B: Backend> Llama<B> {
         })
     }
 
-    /// The config.
-    pub fn config(&self) -> &LlamaConfig {
-        &self.config
-    }
-
-    /// The linear module `id`.
-    pub fn linear(&self, id: ModuleId) -> &Affine<B> {
-        &self.blocks[id.layer].linears[id.slot]
-    }
-
-    /// The linear module `id`, mutably.
-    pub fn linear_mut(&mut self, id: ModuleId) -> &mut Affine<B> {
-        &mut self.blocks[id.layer].linears[id.slot]
-    }
+    linear_access!(LlamaConfig);
 
     /// Logits (batch × time × V).
     pub fn forward(
