@@ -68,3 +68,12 @@ pub use emsedit_tensor::{
 };
 #[cfg(feature = "cuda")]
 pub use emsedit_tensor::{Cuda, CudaTrain, cuda};
+
+pub use emsedit_eval::DataError;
+pub use emsedit_eval::data::{Dataset, EditRecord, Tuple, load};
+pub use emsedit_eval::scenario::{Report, Run, RunError, ScenarioConfig, Scores, run};
+pub use emsedit_llm::{Batch, CausalLm, EditGrads, LlmError, LmTokenizer, ModuleId};
+pub use emsedit_meta::{
+    EditBatch, Editor, Ft, FtConfig, HyperEditor, HyperEditorConfig, MetaError, UltraEdit,
+    UltraEditConfig,
+};

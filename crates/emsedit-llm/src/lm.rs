@@ -418,7 +418,7 @@ pub fn kl_divergence<B: Backend, R: Backend>(
     Ok(kl.mean())
 }
 
-/// Mean cross-entropy over positions whose label is not [`IGNORE`] (labels already shifted).
+/// Mean cross-entropy over positions whose label is not [`crate::IGNORE`] (labels already shifted).
 pub fn cross_entropy<B: Backend>(
     logits: Tensor<B, 3>,
     batch: &Batch,
