@@ -118,6 +118,13 @@ fn batch_training_takes_one_adam_step_per_bp_step() {
         "{:?}",
         eta_moves(&editor)
     );
+
+    // The ablation without step-wise updating: both steps' gradients, one update.
+    let mut summed = HyperEditorConfig::emsedit_batch(modules());
+    summed.stepwise_update = false;
+    let (editor, _) = run_with(summed, ScenarioConfig::batch(8));
+    let moves = eta_moves(&editor);
+    assert!((moves[0] - 1e-5).abs() < 1e-7, "{moves:?}");
 }
 
 #[test]

@@ -66,6 +66,10 @@ pub struct HyperEditorConfig {
     pub locality: Locality,
     /// The shift predictor: least squares (EMSEdit, MALMEN) or MEND's sum.
     pub predictor: Predictor,
+    /// With [`Layout::Shared`]: update the network after every back-propagation step (EMSEdit's
+    /// step-wise updating, and the reference's MALMEN2). `false` sums the K steps' gradients
+    /// into one update per batch (the ablation).
+    pub stepwise_update: bool,
     /// RLEdit's backtracking memory: losses of the last `depth` training batches, the i-th
     /// most recent weighted by `decay^i` (spec §4.5). `None` elsewhere.
     pub backtrack: Option<Backtrack>,
@@ -88,6 +92,7 @@ impl HyperEditorConfig {
             max_grad_norm: 1.0,
             locality: Locality::L2 { reg_coef: 0.5 },
             predictor: Predictor::LeastSquares,
+            stepwise_update: true,
             backtrack: None,
             reference_quirks: false,
         }
@@ -296,10 +301,16 @@ impl<B: Backend> HyperEditor<B> {
             1
         };
         let predictor = self.config.predictor;
+        let stepwise = self.config.stepwise_update;
         let state = self.state.as_mut().expect("built");
         let mut opt = MetaOptimizer::new(state.groups.shapes.len(), lr);
+        let zeros = |nets: &[HyperNet<B>]| -> Vec<Params<B>> {
+            nets.iter().map(|n| n.params.zeros_like()).collect()
+        };
         for batch in stream {
-            for _ in 0..steps {
+            // Without step-wise updating the K steps' gradients are summed into one update.
+            let mut acc = zeros(&state.nets[0]);
+            for step in 0..steps {
                 let caches = cache(lm, &batch.edit, &state.groups, &mut state.nets[0])?;
                 let preds = predict_all(&caches, &state.groups, &state.nets[0], predictor)?;
                 let old = apply(lm, &state.groups, &preds)?;
@@ -322,14 +333,13 @@ impl<B: Backend> HyperEditor<B> {
                         }
                     }
                 }
-                let mut acc: Vec<Params<B>> = state.nets[0]
-                    .iter()
-                    .map(|n| n.params.zeros_like())
-                    .collect();
                 accumulate(&mut acc, &state.nets[0], &state.groups, &preds, &gammas)?;
-                clip(&mut acc, max_norm);
-                let mut nets: Vec<&mut HyperNet<B>> = state.nets[0].iter_mut().collect();
-                opt.step(&mut nets, &acc, repeats)?;
+                if stepwise || step + 1 == steps {
+                    clip(&mut acc, max_norm);
+                    let mut nets: Vec<&mut HyperNet<B>> = state.nets[0].iter_mut().collect();
+                    opt.step(&mut nets, &acc, repeats)?;
+                    acc = zeros(&state.nets[0]);
+                }
             }
         }
         Ok(())
