@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use emsedit_eval::scenario::edit_batches;
-use emsedit_eval::synthetic::{FactWorld, WorldConfig};
+use emsedit_eval::synthetic::{FactWorld, Split, WorldConfig};
 use emsedit_llm::{CausalLm, LmTokenizer};
 use emsedit_meta::hypernet::HyperConfig;
 use emsedit_meta::predict::Predictor;
@@ -32,14 +32,7 @@ fn setup() -> (CausalLm<Cpu>, Vec<EditBatch>) {
         train_records: 16,
         eval_records: 16,
     });
-    let out = std::env::temp_dir().join(format!("emsedit-bench-{}", std::process::id()));
-    world.write(&out).unwrap();
-    let records = emsedit_eval::data::load(
-        &out.join("zsre/eval.json"),
-        emsedit_eval::data::Dataset::Zsre,
-    )
-    .unwrap();
-    std::fs::remove_dir_all(out).unwrap();
+    let records = world.zsre_records(Split::Eval);
     let batches = edit_batches(&tok, &records, N, 4, false)
         .unwrap()
         .into_iter()

@@ -630,6 +630,16 @@ impl FactWorld {
         }
     }
 
+    /// The ZsRE-format records of `split` as the loader reads them, without a file.
+    pub fn zsre_records(&self, split: Split) -> Vec<crate::data::EditRecord> {
+        let origin = Path::new(match split {
+            Split::Train => "synthetic/zsre/train.json",
+            Split::Eval => "synthetic/zsre/eval.json",
+        });
+        crate::data::from_json(origin, &self.zsre(split), crate::data::Dataset::Zsre)
+            .expect("the world writes well-formed records")
+    }
+
     /// Records in ZsRE (MEND) format: src, rephrase, alt, answers, pred, subject, loc,
     /// loc_ans, cond.
     ///

@@ -21,21 +21,7 @@ fn world_records(split: Split) -> Vec<emsedit_eval::data::EditRecord> {
         train_records: 12,
         eval_records: 12,
     });
-    // Tests run in parallel: every call gets its own folder.
-    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("emsedit-ems-{}-{call}", std::process::id()));
-    world.write(&dir).unwrap();
-    let records = emsedit_eval::data::load(
-        &dir.join("zsre").join(match split {
-            Split::Train => "train.json",
-            Split::Eval => "eval.json",
-        }),
-        emsedit_eval::data::Dataset::Zsre,
-    )
-    .unwrap();
-    std::fs::remove_dir_all(dir).unwrap();
-    records
+    world.zsre_records(split)
 }
 
 fn config(mut c: HyperEditorConfig) -> HyperEditorConfig {

@@ -412,3 +412,19 @@ fn write_errors_name_the_path() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn in_memory_records_equal_the_written_files() {
+    let world = FactWorld::generate(small());
+    let loaded = write_and_load(&world, "in-memory");
+    assert_eq!(world.zsre_records(Split::Train), loaded.zsre[0]);
+    assert_eq!(world.zsre_records(Split::Eval), loaded.zsre[1]);
+    // Records that are not objects are refused with their index.
+    let bad = [world.zsre(Split::Train)[0].clone(), Value::from(3)];
+    let err = emsedit_eval::data::from_json(std::path::Path::new("mem"), &bad, Dataset::Zsre)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("record 1") && err.to_string().contains("(record)"),
+        "{err}"
+    );
+}

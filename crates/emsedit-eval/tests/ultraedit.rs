@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use emsedit_eval::scenario::{Run, ScenarioConfig, edit_batches, run};
-use emsedit_eval::synthetic::{FactWorld, WorldConfig};
+use emsedit_eval::synthetic::{FactWorld, Split, WorldConfig};
 use emsedit_llm::{CausalLm, LmTokenizer};
 use emsedit_meta::{Editor, UltraEdit, UltraEditConfig};
 use emsedit_tensor::burn::tensor::{Tensor, TensorData};
@@ -28,18 +28,7 @@ fn records() -> Vec<emsedit_eval::data::EditRecord> {
         train_records: 8,
         eval_records: 8,
     });
-    // Tests run in parallel: every call gets its own folder.
-    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("emsedit-ultra-{}-{call}", std::process::id()));
-    world.write(&dir).unwrap();
-    let r = emsedit_eval::data::load(
-        &dir.join("zsre/eval.json"),
-        emsedit_eval::data::Dataset::Zsre,
-    )
-    .unwrap();
-    std::fs::remove_dir_all(dir).unwrap();
-    r
+    world.zsre_records(Split::Eval)
 }
 
 const MODULES: [&str; 2] = ["transformer.h.1.mlp.c_proj", "transformer.h.2.mlp.c_proj"];

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::DataError;
 use crate::data::fields::Fields;
-use crate::data::json::read_records;
+use crate::data::json::{RawRecord, read_records};
 
 /// A prompt and the target it should be completed with (and, for CounterFact, the target
 /// whose logits the metric compares against).
@@ -58,7 +58,36 @@ pub enum Dataset {
 
 /// Reads every record of `path` in the given format.
 pub fn load(path: &Path, dataset: Dataset) -> Result<Vec<EditRecord>, DataError> {
-    let raw = read_records(path)?;
+    convert(path, &read_records(path)?, dataset)
+}
+
+/// Converts records already in memory (JSON objects in the file format of `dataset`);
+/// `origin` names them in errors.
+pub fn from_json(
+    origin: &Path,
+    records: &[Value],
+    dataset: Dataset,
+) -> Result<Vec<EditRecord>, DataError> {
+    let raw = records
+        .iter()
+        .enumerate()
+        .map(|(index, v)| match v {
+            Value::Object(map) => Ok(map.clone()),
+            other => Err(DataError::Record {
+                path: origin.to_path_buf(),
+                record: index,
+                field: "(record)".into(),
+                detail: format!(
+                    "expected an object, found {}",
+                    crate::data::fields::kind(other)
+                ),
+            }),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    convert(origin, &raw, dataset)
+}
+
+fn convert(path: &Path, raw: &[RawRecord], dataset: Dataset) -> Result<Vec<EditRecord>, DataError> {
     raw.iter()
         .enumerate()
         .map(|(index, record)| {
