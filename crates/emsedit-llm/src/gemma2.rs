@@ -10,7 +10,8 @@ use burn::tensor::{Bool, Int, Tensor};
 use crate::LlmError;
 use crate::config::Gemma2Config;
 use crate::layers::{
-    Affine, Gqa, RmsNorm, Rope, attention_mask, embed, frozen, gelu_new, lm_logits,
+    Affine, Gqa, RmsNorm, Rope, attention_mask, embed, frozen, gelu_new, linears_to_autodiff,
+    lm_logits,
 };
 use crate::llama::inv_freq;
 use crate::taps::{ModuleId, Taps};
@@ -148,9 +149,7 @@ impl<B: Backend> Gemma2<B> {
             .enumerate()
             .map(|(layer, b)| Block {
                 norms: std::array::from_fn(|i| b.norms[i].to_autodiff()),
-                linears: std::array::from_fn(|slot| {
-                    b.linears[slot].to_autodiff(edited.contains(&ModuleId { layer, slot }))
-                }),
+                linears: linears_to_autodiff(layer, &b.linears, edited),
             })
             .collect();
         Gemma2 {

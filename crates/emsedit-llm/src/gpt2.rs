@@ -7,8 +7,8 @@ use burn::tensor::{Bool, Distribution, Int, Tensor};
 use crate::LlmError;
 use crate::config::Gpt2Config;
 use crate::layers::{
-    Affine, LayerNorm, attend, attention_mask, embed, frozen, gelu_new, lm_logits, merge_heads,
-    split_heads,
+    Affine, LayerNorm, attend, attention_mask, embed, frozen, gelu_new, linears_to_autodiff,
+    lm_logits, merge_heads, split_heads,
 };
 use crate::taps::{ModuleId, Taps};
 use crate::weights::Weights;
@@ -154,9 +154,7 @@ impl<B: Backend> Gpt2<B> {
             .map(|(layer, b)| Block {
                 ln_1: b.ln_1.to_autodiff(),
                 ln_2: b.ln_2.to_autodiff(),
-                linears: std::array::from_fn(|slot| {
-                    b.linears[slot].to_autodiff(edited.contains(&ModuleId { layer, slot }))
-                }),
+                linears: linears_to_autodiff(layer, &b.linears, edited),
             })
             .collect();
         Gpt2 {

@@ -8,8 +8,8 @@ use burn::tensor::{Bool, Int, Tensor};
 use crate::LlmError;
 use crate::config::{GptjConfig, RopeParameters};
 use crate::layers::{
-    Affine, LayerNorm, Rope, attend, attention_mask, embed, frozen, gelu_new, lm_logits,
-    merge_heads, split_heads,
+    Affine, LayerNorm, Rope, attend, attention_mask, embed, frozen, gelu_new, linears_to_autodiff,
+    lm_logits, merge_heads, split_heads,
 };
 use crate::llama::inv_freq;
 use crate::taps::{ModuleId, Taps};
@@ -159,9 +159,7 @@ impl<B: Backend> Gptj<B> {
             .enumerate()
             .map(|(layer, b)| Block {
                 ln_1: b.ln_1.to_autodiff(),
-                linears: std::array::from_fn(|slot| {
-                    b.linears[slot].to_autodiff(edited.contains(&ModuleId { layer, slot }))
-                }),
+                linears: linears_to_autodiff(layer, &b.linears, edited),
             })
             .collect();
         Gptj {

@@ -138,6 +138,18 @@ pub fn lm_logits<B: Backend>(h: Tensor<B, 3>, head: &Tensor<B, 2>) -> Tensor<B, 
         .reshape([batch, time, vocab])
 }
 
+/// A block's linear modules on the autodiff backend; those of block `layer` named in `edited`
+/// track gradients.
+pub fn linears_to_autodiff<B: Backend, const N: usize>(
+    layer: usize,
+    linears: &[Affine<B>; N],
+    edited: &[ModuleId],
+) -> [Affine<Autodiff<B>>; N] {
+    std::array::from_fn(|slot| {
+        linears[slot].to_autodiff(edited.contains(&ModuleId { layer, slot }))
+    })
+}
+
 /// LayerNorm over the last axis.
 #[derive(Debug, Clone)]
 pub struct LayerNorm<B: Backend> {

@@ -8,7 +8,9 @@ use burn::tensor::{Bool, Int, Tensor};
 
 use crate::LlmError;
 use crate::config::{LlamaConfig, RopeParameters};
-use crate::layers::{Affine, Gqa, RmsNorm, Rope, attention_mask, embed, frozen, lm_logits};
+use crate::layers::{
+    Affine, Gqa, RmsNorm, Rope, attention_mask, embed, frozen, linears_to_autodiff, lm_logits,
+};
 use crate::taps::{ModuleId, Taps};
 use crate::weights::Weights;
 
@@ -203,9 +205,7 @@ impl<B: Backend> Llama<B> {
             .map(|(layer, b)| Block {
                 input_norm: b.input_norm.to_autodiff(),
                 post_norm: b.post_norm.to_autodiff(),
-                linears: std::array::from_fn(|slot| {
-                    b.linears[slot].to_autodiff(edited.contains(&ModuleId { layer, slot }))
-                }),
+                linears: linears_to_autodiff(layer, &b.linears, edited),
             })
             .collect();
         Llama {
