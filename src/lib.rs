@@ -56,6 +56,9 @@
 #![warn(missing_docs)]
 
 pub mod fixtures;
+/// The method registry: editors by name, their overrides and default edited modules.
+pub mod methods;
+pub mod models;
 
 pub use emsedit_eval as eval;
 pub use emsedit_llm as llm;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates the golden fixtures in fixtures/llm/ from Hugging Face
-# transformers + PyTorch (CPU, fp32). Idempotent: reuses .venv/goldens.
+# Regenerates the golden fixtures in fixtures/llm/ and fixtures/meta/ from Hugging
+# Face transformers + PyTorch (CPU, fp32). Idempotent: reuses .venv/goldens.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,4 +18,6 @@ cd "$ROOT"
 export CUDA_VISIBLE_DEVICES=""
 export TOKENIZERS_PARALLELISM=false
 export PYTHONHASHSEED=0
-exec "$VENV/bin/python" "$HERE/make_goldens.py" "$@"
+"$VENV/bin/python" "$HERE/make_goldens.py" "$@"
+# The meta-step goldens (fixtures/meta/) run on the GPT-2 fixture written above.
+exec "$VENV/bin/python" "$HERE/meta_step.py"

@@ -37,6 +37,16 @@ pub enum DataError {
         /// What is wrong.
         detail: String,
     },
+    /// A data folder lacks a split file.
+    #[error("{dir}: no {split} file (looked for {looked_for})")]
+    MissingSplit {
+        /// The folder.
+        dir: PathBuf,
+        /// `train` or `eval`.
+        split: &'static str,
+        /// The names tried.
+        looked_for: &'static str,
+    },
     /// Tokenization failed or produced an unusable sequence.
     #[error("tokenizing {what} {text:?}: {detail}")]
     Tokenize {

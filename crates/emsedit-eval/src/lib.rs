@@ -9,7 +9,8 @@
 //! - a seeded synthetic fact world ([`synthetic`]) that writes ZsRE- and CounterFact-format
 //!   files and a corpus of its true facts;
 //! - the scenarios — sequential, batch and sequential-batch editing — as one driver over the
-//!   editors ([`scenario::run`]), with timing, peak memory and serializable reports.
+//!   editors ([`scenario::run`]), with timing, peak memory and serializable reports, and
+//!   the results table ([`table::markdown`]).
 
 #![warn(missing_docs)]
 
@@ -18,6 +19,7 @@ mod error;
 pub mod metrics;
 pub mod scenario;
 pub mod synthetic;
+pub mod table;
 
 pub use emsedit_meta as meta;
 pub use error::DataError;

@@ -44,6 +44,10 @@ pub struct ScenarioConfig {
     pub num_seq: usize,
     /// Training batches (of n records) given to the editor.
     pub train_batches: usize,
+    /// Passes of [`Editor::train`] over the training batches, each from the pristine model
+    /// (the reference: 1). Editors keep their optimizer state between passes.
+    #[serde(default = "one")]
+    pub train_epochs: usize,
     /// LLM micro-batch size c (spec: 4).
     pub chunk: usize,
     /// Seed of the shuffles that pick the train and eval streams.
@@ -61,6 +65,7 @@ impl ScenarioConfig {
             n_edits,
             num_seq,
             train_batches: num_seq,
+            train_epochs: 1,
             chunk: 4,
             seed: 0,
             curve: false,
@@ -72,6 +77,10 @@ impl ScenarioConfig {
     pub fn batch(n_edits: usize) -> Self {
         Self::sequential(n_edits, 1)
     }
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Efficacy, generalization and specificity (fractions in [0, 1]).
@@ -224,6 +233,20 @@ pub fn score<B: Backend>(lm: &CausalLm<B>, batches: &[MicroBatch]) -> Result<Vec
     Ok(out)
 }
 
+/// Mean token top-1 accuracy of `lm` on the targets of `tuples` (teacher forcing, spec §5.1),
+/// for example on [`crate::synthetic::FactWorld::fact_tuples`] to check what a model knows.
+pub fn answer_accuracy<B: Backend>(
+    lm: &CausalLm<B>,
+    tok: &LmTokenizer,
+    tuples: &[Tuple],
+) -> Result<f64, RunError> {
+    let tokenized = tuples
+        .iter()
+        .map(|t| tokenize(tok, t))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(mean(&score(lm, &collate(&tokenized, 32, false))?))
+}
+
 fn scores<B: Backend>(
     lm: &CausalLm<B>,
     seen: &[&[Vec<MicroBatch>; 3]],
@@ -311,10 +334,13 @@ pub fn run<B: Backend>(
     let before = scores(&lm, &all)?;
 
     let start = Instant::now();
-    editor.train(&mut lm, &train_batches)?;
+    for _ in 0..config.train_epochs {
+        editor.train(&mut lm, &train_batches)?;
+        lm = input.model.clone();
+    }
     let train_seconds = start.elapsed().as_secs_f64();
-    let trained_records = train_batches.iter().map(|b| b.records).sum::<usize>();
-    let mut lm = input.model.clone();
+    let trained_records =
+        config.train_epochs * train_batches.iter().map(|b| b.records).sum::<usize>();
 
     let mut edit_seconds = 0.0;
     let mut curve = Vec::new();

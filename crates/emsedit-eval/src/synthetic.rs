@@ -640,6 +640,21 @@ impl FactWorld {
             .expect("the world writes well-formed records")
     }
 
+    /// The CounterFact-format records of `split` read as `format` (one of the CounterFact
+    /// variants), without a file.
+    pub fn counterfact_records(
+        &self,
+        split: Split,
+        format: crate::data::Dataset,
+    ) -> Vec<crate::data::EditRecord> {
+        let origin = Path::new(match split {
+            Split::Train => "synthetic/counterfact/train.json",
+            Split::Eval => "synthetic/counterfact/eval.json",
+        });
+        crate::data::from_json(origin, &self.counterfact(split), format)
+            .expect("the world writes well-formed records")
+    }
+
     /// Records in ZsRE (MEND) format: src, rephrase, alt, answers, pred, subject, loc,
     /// loc_ans, cond.
     ///
@@ -718,22 +733,41 @@ impl FactWorld {
     /// object. These are the exact strings the records use as prompts, so a model trained on
     /// the corpus knows every answer the records probe. The order is shuffled with the seed.
     pub fn corpus(&self) -> String {
-        let mut lines: Vec<String> = Vec::new();
-        for f in &self.facts {
-            let rel = &RELATIONS[f.relation];
-            for i in 0..rel.statements.len() {
-                lines.push(format!("{} {}", rel.statement(i, &f.subject), f.object));
-            }
-            for i in 0..rel.questions.len() {
-                lines.push(format!("{} {}", rel.question(i, &f.subject), f.object));
-                lines.push(format!("{}? {}", rel.nq_question(i, &f.subject), f.object));
-            }
-        }
+        let mut lines: Vec<String> = self
+            .fact_tuples()
+            .into_iter()
+            .map(|t| format!("{} {}", t.prompt, t.target))
+            .collect();
         lines.shuffle(&mut stream(self.config.seed, STREAM_CORPUS, 0));
         let mut out = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
         for l in &lines {
             out.push_str(l);
             out.push('\n');
+        }
+        out
+    }
+
+    /// Every line of the [`FactWorld::corpus`] as a (prompt, true answer) tuple, in fact
+    /// order: each declarative template, each question and each locality-form question.
+    /// A model that knows the world completes every prompt with its answer.
+    pub fn fact_tuples(&self) -> Vec<crate::data::Tuple> {
+        let mut out = Vec::new();
+        for f in &self.facts {
+            let rel = &RELATIONS[f.relation];
+            let mut push = |prompt: String| {
+                out.push(crate::data::Tuple {
+                    prompt,
+                    target: f.object.clone(),
+                    old_target: None,
+                })
+            };
+            for i in 0..rel.statements.len() {
+                push(rel.statement(i, &f.subject));
+            }
+            for i in 0..rel.questions.len() {
+                push(rel.question(i, &f.subject));
+                push(format!("{}?", rel.nq_question(i, &f.subject)));
+            }
         }
         out
     }

@@ -129,6 +129,26 @@ fn sequential_training_takes_one_adam_step_with_rank_decay() {
 }
 
 #[test]
+fn training_passes_continue_one_optimizer() {
+    let mut scenario = ScenarioConfig::sequential(4, 3);
+    scenario.train_epochs = 3;
+    let (editor, report) = run_with(HyperEditorConfig::emsedit_sequential(modules()), scenario);
+    assert_eq!(
+        editor.meta_steps(),
+        3,
+        "one Adam step per pass, one optimizer"
+    );
+    assert!(report.train_seconds_per_edit > 0.0);
+
+    let mut scenario = ScenarioConfig::batch(8);
+    scenario.train_epochs = 2;
+    let (editor, _) = run_with(HyperEditorConfig::emsedit_batch(modules()), scenario);
+    assert_eq!(editor.meta_steps(), 4, "K = 2 steps per pass");
+    // Four Adam steps: η moves further than the two of one pass (2e-5).
+    assert!(eta_moves(&editor)[0] > 3e-5, "{:?}", eta_moves(&editor));
+}
+
+#[test]
 fn editing_is_cumulative_and_deterministic() {
     let lm = CausalLm::<Cpu>::load(&fixture(), &cpu()).unwrap();
     let tok = LmTokenizer::load_dir(&fixture()).unwrap();

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 
-use emsedit_eval::data::{Dataset, EditRecord, load};
+use emsedit_eval::data::{Dataset, EditRecord, load, load_splits};
 use emsedit_eval::synthetic::{FactWorld, NEIGHBOURS, Split, WorldConfig};
 use serde_json::Value;
 
@@ -90,6 +90,44 @@ fn json(world: &FactWorld) -> String {
         world.counterfact(Split::Eval),
     ];
     serde_json::to_string(&all).unwrap()
+}
+
+#[test]
+fn data_folders_resolve_their_splits() {
+    let world = FactWorld::generate(small());
+    let scratch = Scratch::new("splits");
+    world.write(&scratch.0).unwrap();
+    let (train, eval) = load_splits(&scratch.0.join("zsre"), Dataset::Zsre).unwrap();
+    assert_eq!((train.len(), eval.len()), (20, 25));
+    assert_eq!(train, world.zsre_records(Split::Train));
+    assert_eq!(eval, world.zsre_records(Split::Eval));
+    // CounterFact: the eval split is read with every paraphrase and neighbour.
+    let (train, eval) =
+        load_splits(&scratch.0.join("counterfact"), Dataset::CounterfactEval).unwrap();
+    assert_eq!(
+        train,
+        world.counterfact_records(Split::Train, Dataset::CounterfactTrain)
+    );
+    assert_eq!(
+        eval,
+        world.counterfact_records(Split::Eval, Dataset::CounterfactEval)
+    );
+    assert!(eval[0].equiv.len() > train[0].equiv.len());
+    // MEND's file names.
+    let mend = scratch.0.join("mend");
+    std::fs::create_dir_all(&mend).unwrap();
+    for (from, to) in [("train", "zsre_mend_train"), ("eval", "zsre_mend_eval")] {
+        let from = scratch.0.join(format!("zsre/{from}.json"));
+        std::fs::copy(from, mend.join(format!("{to}.json"))).unwrap();
+    }
+    assert_eq!(load_splits(&mend, Dataset::Zsre).unwrap().1.len(), 25);
+    // A folder without an eval file names the folder and what was looked for.
+    std::fs::remove_file(mend.join("zsre_mend_eval.json")).unwrap();
+    let err = load_splits(&mend, Dataset::Zsre).unwrap_err().to_string();
+    assert!(
+        err.contains("mend") && err.contains("no eval file"),
+        "{err}"
+    );
 }
 
 #[test]

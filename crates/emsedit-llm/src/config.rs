@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use crate::LlmError;
 
 /// The architectures this crate implements, by HF `model_type`.
-pub const SUPPORTED: &str = "gpt2, gptj, llama, gemma2";
+pub const SUPPORTED: &str = "gpt2, gptj, llama, gemma2, gemma3_text";
 
 /// A parsed `config.json`.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,7 +19,8 @@ pub enum ModelConfig {
     Gptj(GptjConfig),
     /// `model_type: "llama"`.
     Llama(LlamaConfig),
-    /// `model_type: "gemma2"`.
+    /// `model_type: "gemma2"`, and `"gemma3_text"` (Gemma-3, marked by
+    /// [`Gemma2Config::gemma3`]; the two share one config struct).
     Gemma2(Gemma2Config),
 }
 
@@ -65,9 +66,19 @@ impl GptjConfig {
     }
 }
 
-/// Gemma-2's config.
+/// Gemma-2's config, and Gemma-3's (`model_type: "gemma3_text"`, with [`Self::gemma3`] set).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Gemma2Config {
+    /// Gemma-3: q/k RMS norms, a separate RoPE base for the sliding layers, global attention
+    /// every sixth layer by default. Set from `model_type`, not read from the file.
+    #[serde(skip)]
+    pub gemma3: bool,
+    /// Gemma-3: the RoPE base of the sliding-window layers (`rope_theta` is the global one).
+    #[serde(default)]
+    pub rope_local_base_freq: Option<f64>,
+    /// Gemma-3 (transformers < 5): RoPE scaling of the global layers (only none or `default`).
+    #[serde(default)]
+    pub rope_scaling: Option<RopeParameters>,
     /// Vocabulary size V.
     pub vocab_size: usize,
     /// Hidden size d.
@@ -122,7 +133,15 @@ impl Gemma2Config {
     pub fn is_sliding(&self, i: usize) -> bool {
         match &self.layer_types {
             Some(types) => types.get(i).is_some_and(|t| t == "sliding_attention"),
+            None if self.gemma3 => !(i + 1).is_multiple_of(6),
             None => i.is_multiple_of(2),
+        }
+    }
+    /// Gemma-3: the rotary parameters of the sliding-window layers.
+    pub fn local_rope(&self) -> RopeParameters {
+        RopeParameters {
+            rope_theta: Some(self.rope_local_base_freq.unwrap_or(10_000.0)),
+            ..RopeParameters::default()
         }
     }
     /// The rotary parameters.
@@ -138,7 +157,7 @@ fn default_true() -> bool {
 }
 
 /// GPT-2's config (the fields the forward pass reads).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 pub struct Gpt2Config {
     /// Vocabulary size V.
     pub vocab_size: usize,
@@ -299,6 +318,32 @@ fn parse<T: DeserializeOwned>(path: &Path, json: serde_json::Value) -> Result<T,
     })
 }
 
+/// transformers ≥ 5 writes Gemma-3's rotary parameters per layer type
+/// (`rope_parameters: {full_attention: {...}, sliding_attention: {...}}`); this moves them to
+/// the < 5 fields (`rope_theta`, `rope_local_base_freq`, `rope_scaling`).
+fn gemma3_rope_v5(mut json: serde_json::Value) -> serde_json::Value {
+    let Some(params) = json.get("rope_parameters").cloned() else {
+        return json;
+    };
+    let (Some(full), Some(local)) = (
+        params.get("full_attention"),
+        params.get("sliding_attention"),
+    ) else {
+        return json;
+    };
+    if let Some(obj) = json.as_object_mut() {
+        obj.remove("rope_parameters");
+        if let Some(theta) = full.get("rope_theta") {
+            obj.insert("rope_theta".into(), theta.clone());
+        }
+        if let Some(theta) = local.get("rope_theta") {
+            obj.insert("rope_local_base_freq".into(), theta.clone());
+        }
+        obj.insert("rope_scaling".into(), full.clone());
+    }
+    json
+}
+
 impl ModelConfig {
     /// Reads and checks `config.json`.
     pub fn load(path: &Path) -> Result<Self, LlmError> {
@@ -318,6 +363,10 @@ impl ModelConfig {
             "gptj" => Self::Gptj(parse(path, json)?),
             "llama" => Self::Llama(parse(path, json)?),
             "gemma2" => Self::Gemma2(parse(path, json)?),
+            "gemma3_text" => Self::Gemma2(Gemma2Config {
+                gemma3: true,
+                ..parse(path, gemma3_rope_v5(json))?
+            }),
             _ => {
                 return Err(LlmError::UnknownModelType {
                     path: path.to_path_buf(),
@@ -425,6 +474,15 @@ impl ModelConfig {
                             format!("unknown layer type `{bad}`"),
                         ));
                     }
+                }
+                if let Some(rope) = c.rope_scaling.as_ref().filter(|_| c.gemma3)
+                    && !matches!(rope.rope_type.as_deref(), None | Some("default"))
+                {
+                    return Err(field_error(
+                        path,
+                        "rope_scaling",
+                        "only default rotary embeddings are supported for gemma3_text",
+                    ));
                 }
                 if !matches!(c.rope().rope_type.as_deref(), None | Some("default")) {
                     return Err(field_error(

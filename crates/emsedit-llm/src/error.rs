@@ -94,6 +94,16 @@ pub enum LlmError {
     /// A batch the model cannot take.
     #[error("invalid batch: {0}")]
     Batch(String),
+    /// An operation this architecture does not offer (pre-training and saving are GPT-2 only).
+    #[error("{operation} is not available for `{arch}` models (only for: {supported})")]
+    Unsupported {
+        /// What was asked.
+        operation: &'static str,
+        /// The model's architecture.
+        arch: &'static str,
+        /// The architectures that offer it.
+        supported: &'static str,
+    },
     /// A shift whose shape does not match the module.
     #[error("shift for `{name}` is {found:?}, the weight is {expected:?}")]
     ShiftShape {

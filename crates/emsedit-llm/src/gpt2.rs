@@ -109,6 +109,70 @@ impl<B: Backend> Gpt2<B> {
 
     linear_access!(Gpt2Config);
 
+    /// Rebuilds the model with every parameter passed through `f`, flattened, with its HF
+    /// name and shape, in a fixed order (the one [`Gpt2::params`] lists). Pre-training uses it to move
+    /// the model to the autodiff backend and back through the optimizer.
+    pub fn map_params<B2: Backend>(
+        &self,
+        f: &mut impl FnMut(&str, &[usize], Tensor<B, 1>) -> Tensor<B2, 1>,
+    ) -> Gpt2<B2> {
+        fn flat<B: Backend, B2: Backend, const D: usize>(
+            f: &mut impl FnMut(&str, &[usize], Tensor<B, 1>) -> Tensor<B2, 1>,
+            name: &str,
+            t: &Tensor<B, D>,
+        ) -> Tensor<B2, D> {
+            let dims = t.dims();
+            let flat = t.clone().reshape([dims.iter().product::<usize>()]);
+            f(name, &dims, flat).reshape(dims)
+        }
+        let ln = |f: &mut _, p: &str, l: &LayerNorm<B>| LayerNorm {
+            weight: flat(f, &format!("{p}.weight"), &l.weight),
+            bias: flat(f, &format!("{p}.bias"), &l.bias),
+            eps: l.eps,
+        };
+        let wte = flat(f, "transformer.wte.weight", &self.wte);
+        let wpe = flat(f, "transformer.wpe.weight", &self.wpe);
+        let blocks = self
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let p = format!("transformer.h.{i}");
+                let ln_1 = ln(f, &format!("{p}.ln_1"), &b.ln_1);
+                let ln_2 = ln(f, &format!("{p}.ln_2"), &b.ln_2);
+                let linears = std::array::from_fn(|slot| {
+                    let (l, name) = (&b.linears[slot], format!("{p}.{}", SLOTS[slot]));
+                    Affine {
+                        weight: flat(f, &format!("{name}.weight"), &l.weight),
+                        bias: l.bias.as_ref().map(|t| flat(f, &format!("{name}.bias"), t)),
+                    }
+                });
+                Block {
+                    ln_1,
+                    ln_2,
+                    linears,
+                }
+            })
+            .collect();
+        Gpt2 {
+            config: self.config.clone(),
+            wte,
+            wpe,
+            blocks,
+            ln_f: ln(f, "transformer.ln_f", &self.ln_f),
+        }
+    }
+
+    /// Every parameter with its HF name and shape (Conv1D weights a×b, as HF stores them).
+    pub fn params(&self) -> Vec<(String, Vec<usize>, Tensor<B, 1>)> {
+        let mut out = Vec::new();
+        self.map_params::<B>(&mut |name, dims, t| {
+            out.push((name.to_string(), dims.to_vec(), t.clone()));
+            t
+        });
+        out
+    }
+
     /// Logits (batch × time × V) for token ids with a validity mask (right padding).
     pub fn forward(
         &self,

@@ -4,7 +4,8 @@
 //!
 //! - the architectures people edit, written on burn and loaded from Hugging Face model
 //!   directories (`config.json`, `model.safetensors` or a sharded index, bf16/f16 converted to
-//!   f32): GPT-2, GPT-J, LLaMA (3.x, with `llama3` rope scaling) and Gemma-2;
+//!   f32): GPT-2, GPT-J, LLaMA (3.x, with `llama3` rope scaling), Gemma-2 and Gemma-3;
+//! - GGUF files (llama.cpp) read, dequantized and converted to such directories ([`gguf`]);
 //! - the **edit hooks** every editor uses (spec §2): modules named by their HF names
 //!   ([`CausalLm::module`]), the keys and output gradients at labelled positions and the weight
 //!   gradient Γ in the a×b orientation ([`CausalLm::edit_gradients`]), exact apply/revert of a
@@ -36,14 +37,18 @@ macro_rules! linear_access {
 }
 
 mod batch;
+pub mod bpe;
 pub mod config;
 mod error;
 pub mod gemma2;
+pub mod gemma3;
+pub mod gguf;
 pub mod gpt2;
 pub mod gptj;
 pub mod layers;
 pub mod llama;
 mod lm;
+pub mod pretrain;
 mod taps;
 mod tokenizer;
 pub mod weights;

@@ -11,6 +11,7 @@ use crate::LlmError;
 use crate::batch::Batch;
 use crate::config::ModelConfig;
 use crate::gemma2::Gemma2;
+use crate::gemma3::Gemma3;
 use crate::gpt2::{self, Gpt2};
 use crate::gptj::{self, Gptj};
 use crate::layers::Affine;
@@ -24,6 +25,7 @@ enum Arch<B: Backend> {
     Gptj(Gptj<B>),
     Llama(Llama<B>),
     Gemma2(Gemma2<B>),
+    Gemma3(Gemma3<B>),
 }
 
 /// Runs the same code on whichever architecture `$arch` holds, bound to `$m`.
@@ -34,6 +36,7 @@ macro_rules! each_arch {
             Arch::Gptj($m) => $body,
             Arch::Llama($m) => $body,
             Arch::Gemma2($m) => $body,
+            Arch::Gemma3($m) => $body,
         }
     };
 }
@@ -79,6 +82,9 @@ impl<B: Backend> CausalLm<B> {
             ModelConfig::Gpt2(c) => Arch::Gpt2(Gpt2::load(c, &mut weights, device)?),
             ModelConfig::Gptj(c) => Arch::Gptj(Gptj::load(c, &mut weights, device)?),
             ModelConfig::Llama(c) => Arch::Llama(Llama::load(c, &mut weights, device)?),
+            ModelConfig::Gemma2(c) if c.gemma3 => {
+                Arch::Gemma3(Gemma3::load(c, &mut weights, device)?)
+            }
             ModelConfig::Gemma2(c) => Arch::Gemma2(Gemma2::load(c, &mut weights, device)?),
         };
         Ok(Self {
@@ -96,6 +102,39 @@ impl<B: Backend> CausalLm<B> {
             arch: Arch::Gpt2(Gpt2::init(&config, device)),
             config: ModelConfig::Gpt2(config),
             device: device.clone(),
+        }
+    }
+
+    /// Pre-trains every parameter on `sequences` (GPT-2 only; see [`crate::pretrain`]).
+    pub fn pretrain(
+        &mut self,
+        sequences: &[Vec<u32>],
+        config: &crate::pretrain::PretrainConfig,
+        progress: &mut dyn FnMut(&crate::pretrain::PretrainProgress),
+    ) -> Result<(), LlmError> {
+        let Arch::Gpt2(model) = &self.arch else {
+            return Err(self.unsupported("pre-training"));
+        };
+        let trained =
+            crate::pretrain::pretrain_gpt2(model, sequences, config, &self.device, progress)?;
+        self.arch = Arch::Gpt2(trained);
+        Ok(())
+    }
+
+    /// Writes the model as a Hugging Face directory (`config.json`, `model.safetensors`;
+    /// GPT-2 only). Save the tokenizer next to it to make a directory [`CausalLm::load`] reads.
+    pub fn save(&self, dir: &Path) -> Result<(), LlmError> {
+        match &self.arch {
+            Arch::Gpt2(model) => crate::pretrain::save_gpt2(model, dir),
+            _ => Err(self.unsupported("saving")),
+        }
+    }
+
+    fn unsupported(&self, operation: &'static str) -> LlmError {
+        LlmError::Unsupported {
+            operation,
+            arch: self.arch_name(),
+            supported: "gpt2",
         }
     }
 
@@ -140,6 +179,7 @@ impl<B: Backend> CausalLm<B> {
             Arch::Gptj(_) => "gptj",
             Arch::Llama(_) => "llama",
             Arch::Gemma2(_) => "gemma2",
+            Arch::Gemma3(_) => "gemma3",
         }
     }
 

@@ -26,6 +26,20 @@ impl LmTokenizer {
         })
     }
 
+    /// Parses the text of a `tokenizer.json`; `path` only names it in errors.
+    pub fn from_json(path: &Path, json: &str) -> Result<Self, LlmError> {
+        let inner: tokenizers::Tokenizer =
+            json.parse()
+                .map_err(|e: tokenizers::Error| LlmError::Tokenizer {
+                    path: path.to_path_buf(),
+                    detail: e.to_string(),
+                })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            inner,
+        })
+    }
+
     /// Loads `dir/tokenizer.json`.
     pub fn load_dir(dir: &Path) -> Result<Self, LlmError> {
         Self::load(&dir.join("tokenizer.json"))
@@ -60,6 +74,11 @@ impl LmTokenizer {
                 path: self.path.clone(),
                 detail: e.to_string(),
             })
+    }
+
+    /// The id of a token (e.g. a special token such as `<|endoftext|>`).
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
     }
 
     /// Vocabulary size including added tokens.

@@ -173,6 +173,67 @@ impl HyperEditorConfig {
     }
 }
 
+/// What [`HyperEditor::train_traced`] records of a training run, to check it against an
+/// independent implementation.
+#[derive(Debug, Clone)]
+pub struct TrainTrace<B: Backend> {
+    /// Every back-propagation step, in order (batch by batch, step k within a batch).
+    pub steps: Vec<StepTrace<B>>,
+    /// Every Adam update, in order.
+    pub updates: Vec<UpdateTrace<B>>,
+}
+
+/// One back-propagation step of a [`TrainTrace`].
+#[derive(Debug, Clone)]
+pub struct StepTrace<B: Backend> {
+    /// Δ of every edited module (a×b), in config order.
+    pub deltas: Vec<Tensor<B, 2>>,
+    /// The Γ = ∂𝓛/∂W the step's meta-gradient used, per module.
+    pub gammas: Vec<Tensor<B, 2>>,
+    /// The step's meta-gradient before any clipping, per group (of this step's networks).
+    pub grads: Vec<Params<B>>,
+}
+
+/// One Adam update of a [`TrainTrace`].
+#[derive(Debug, Clone)]
+pub struct UpdateTrace<B: Backend> {
+    /// The clipped gradients Adam was given, per updated network (`nets[k][g]`, flattened).
+    pub grads: Vec<Params<B>>,
+    /// Those networks' parameters after the update.
+    pub params: Vec<Params<B>>,
+}
+
+impl<B: Backend> TrainTrace<B> {
+    /// Records a step; its meta-gradient is computed again (only when tracing), so that the
+    /// training's own sums are untouched.
+    fn step(
+        &mut self,
+        nets: &[HyperNet<B>],
+        groups: &Groups,
+        preds: &[Prediction<B>],
+        gammas: &[Tensor<B, 2>],
+    ) -> Result<(), MetaError> {
+        let mut grads: Vec<Params<B>> = nets.iter().map(|n| n.params.zeros_like()).collect();
+        accumulate(&mut grads, nets, groups, preds, gammas)?;
+        self.steps.push(StepTrace {
+            deltas: preds.iter().map(|p| p.delta.clone()).collect(),
+            gammas: gammas.to_vec(),
+            grads,
+        });
+        Ok(())
+    }
+
+    fn update<'a>(&mut self, grads: &[Params<B>], nets: impl Iterator<Item = &'a HyperNet<B>>)
+    where
+        B: 'a,
+    {
+        self.updates.push(UpdateTrace {
+            grads: grads.to_vec(),
+            params: nets.map(|n| n.params.clone()).collect(),
+        });
+    }
+}
+
 /// A hypernetwork editor (EMSEdit, MALMEN, MEND, RLEdit).
 #[derive(Debug)]
 pub struct HyperEditor<B: Backend> {
@@ -185,6 +246,9 @@ struct State<B: Backend> {
     groups: Groups,
     /// `nets[k][g]`; a single entry when shared.
     nets: Vec<Vec<HyperNet<B>>>,
+    /// One Adam per network (flattened `nets[k][g]`), kept across [`Editor::train`] calls so
+    /// that training can go on over several passes.
+    opt: MetaOptimizer<B>,
 }
 
 impl<B: Backend> State<B> {
@@ -205,6 +269,50 @@ impl<B: Backend> HyperEditor<B> {
     /// The step networks, once built: `nets()[k][group]`.
     pub fn nets(&self) -> Option<&[Vec<HyperNet<B>>]> {
         self.state.as_ref().map(|s| s.nets.as_slice())
+    }
+
+    /// The step networks for `lm`, built if needed, to modify (e.g. to start training from
+    /// given parameters).
+    pub fn nets_mut(&mut self, lm: &CausalLm<B>) -> Result<&mut [Vec<HyperNet<B>>], MetaError> {
+        self.ensure(lm)?;
+        Ok(&mut self.state.as_mut().expect("built").nets)
+    }
+
+    /// [`Editor::train`], also recording every step's Δ, Γ and meta-gradient and every Adam
+    /// update. The training itself is the same.
+    pub fn train_traced(
+        &mut self,
+        lm: &mut CausalLm<B>,
+        stream: &[EditBatch],
+    ) -> Result<TrainTrace<B>, MetaError> {
+        let mut trace = TrainTrace {
+            steps: Vec::new(),
+            updates: Vec::new(),
+        };
+        self.train_with(lm, stream, Some(&mut trace))?;
+        Ok(trace)
+    }
+
+    fn train_with(
+        &mut self,
+        lm: &mut CausalLm<B>,
+        stream: &[EditBatch],
+        trace: Option<&mut TrainTrace<B>>,
+    ) -> Result<(), MetaError> {
+        self.ensure(lm)?;
+        match self.config.layout {
+            Layout::Shared => self.train_shared(lm, stream, trace),
+            Layout::StepSpecific if self.config.backtrack.is_some() => {
+                self.train_rl(lm, stream, trace)
+            }
+            Layout::StepSpecific => self.train_step_specific(lm, stream, trace),
+        }
+    }
+
+    /// Adam steps the (first) hypernetwork has taken over all [`Editor::train`] calls: the
+    /// optimizer state carries over from one call to the next (0 before training).
+    pub fn meta_steps(&self) -> u32 {
+        self.state.as_ref().map_or(0, |s| s.opt.steps())
     }
 
     /// The config.
@@ -231,9 +339,10 @@ impl<B: Backend> HyperEditor<B> {
                 let print = crate::checkpoint::fingerprint(lm, &state.groups);
                 Ok((print, state.nets, state.groups))
             })?;
+        let opt = MetaOptimizer::new(nets.iter().map(Vec::len).sum(), config.meta_lr);
         Ok(Self {
             config,
-            state: Some(State { groups, nets }),
+            state: Some(State { groups, nets, opt }),
         })
     }
 
@@ -260,8 +369,9 @@ impl<B: Backend> HyperEditor<B> {
                 }
                 groups.nets(&hyper, lm.device())
             })
-            .collect();
-        self.state = Some(State { groups, nets });
+            .collect::<Vec<_>>();
+        let opt = MetaOptimizer::new(count * groups.shapes.len(), self.config.meta_lr);
+        self.state = Some(State { groups, nets, opt });
         Ok(())
     }
 
@@ -284,17 +394,14 @@ impl<B: Backend> HyperEditor<B> {
         &mut self,
         lm: &mut CausalLm<B>,
         stream: &[EditBatch],
+        mut trace: Option<&mut TrainTrace<B>>,
     ) -> Result<(), MetaError> {
         let reg = self.reg();
         let kl = match self.config.locality {
             Locality::Kl { loc_coef } => Some(loc_coef),
             Locality::L2 { .. } => None,
         };
-        let (steps, max_norm, lr) = (
-            self.config.steps,
-            self.config.max_grad_norm,
-            self.config.meta_lr,
-        );
+        let (steps, max_norm) = (self.config.steps, self.config.max_grad_norm);
         let repeats = if self.config.reference_quirks {
             steps
         } else {
@@ -303,7 +410,6 @@ impl<B: Backend> HyperEditor<B> {
         let predictor = self.config.predictor;
         let stepwise = self.config.stepwise_update;
         let state = self.state.as_mut().expect("built");
-        let mut opt = MetaOptimizer::new(state.groups.shapes.len(), lr);
         let zeros = |nets: &[HyperNet<B>]| -> Vec<Params<B>> {
             nets.iter().map(|n| n.params.zeros_like()).collect()
         };
@@ -334,10 +440,16 @@ impl<B: Backend> HyperEditor<B> {
                     }
                 }
                 accumulate(&mut acc, &state.nets[0], &state.groups, &preds, &gammas)?;
+                if let Some(t) = trace.as_deref_mut() {
+                    t.step(&state.nets[0], &state.groups, &preds, &gammas)?;
+                }
                 if stepwise || step + 1 == steps {
                     clip(&mut acc, max_norm);
                     let mut nets: Vec<&mut HyperNet<B>> = state.nets[0].iter_mut().collect();
-                    opt.step(&mut nets, &acc, repeats)?;
+                    state.opt.step(&mut nets, &acc, repeats)?;
+                    if let Some(t) = trace.as_deref_mut() {
+                        t.update(&acc, state.nets[0].iter());
+                    }
                     acc = zeros(&state.nets[0]);
                 }
             }
@@ -352,6 +464,7 @@ impl<B: Backend> HyperEditor<B> {
         &mut self,
         lm: &mut CausalLm<B>,
         stream: &[EditBatch],
+        mut trace: Option<&mut TrainTrace<B>>,
     ) -> Result<(), MetaError> {
         if let Locality::Kl { .. } = self.config.locality {
             return Err(MetaError::Config(
@@ -360,7 +473,7 @@ impl<B: Backend> HyperEditor<B> {
             ));
         }
         let reg = self.reg();
-        let (max_norm, lr) = (self.config.max_grad_norm, self.config.meta_lr);
+        let max_norm = self.config.max_grad_norm;
         let predictor = self.config.predictor;
         let state = self.state.as_mut().expect("built");
         let original: Vec<_> = state.groups.modules.iter().map(|&m| lm.weight(m)).collect();
@@ -380,9 +493,12 @@ impl<B: Backend> HyperEditor<B> {
             }
             for (k, p) in preds.iter().enumerate() {
                 acc.add(k, &state.nets, &state.groups, p, &gammas)?;
+                if let Some(t) = trace.as_deref_mut() {
+                    t.step(&state.nets[k], &state.groups, p, &gammas)?;
+                }
             }
         }
-        acc.apply(&mut state.nets, lr)
+        acc.apply(&mut state.nets, &mut state.opt, trace)
     }
 
     /// RLEdit training (spec §4.5 `TRAIN_RL`): training edits accumulate; after each step's
@@ -390,18 +506,19 @@ impl<B: Backend> HyperEditor<B> {
     ///
     /// Each step is trained with its own Γ and the L2 term counts; with `reference_quirks`
     /// every step uses the last step's Γ and the L2 term is dropped, as in the reference.
-    fn train_rl(&mut self, lm: &mut CausalLm<B>, stream: &[EditBatch]) -> Result<(), MetaError> {
+    fn train_rl(
+        &mut self,
+        lm: &mut CausalLm<B>,
+        stream: &[EditBatch],
+        mut trace: Option<&mut TrainTrace<B>>,
+    ) -> Result<(), MetaError> {
         let back = self.config.backtrack.expect("RLEdit has a memory");
         let alpha = match self.config.locality {
             Locality::Kl { loc_coef } => loc_coef,
             Locality::L2 { .. } => 0.0,
         };
         let quirks = self.config.reference_quirks;
-        let (predictor, max_norm, lr) = (
-            self.config.predictor,
-            self.config.max_grad_norm,
-            self.config.meta_lr,
-        );
+        let (predictor, max_norm) = (self.config.predictor, self.config.max_grad_norm);
         let state = self.state.as_mut().expect("built");
         let mut acc = StreamGrads::new(&state.nets, max_norm);
         for t in 0..stream.len() {
@@ -454,9 +571,12 @@ impl<B: Backend> HyperEditor<B> {
             for (k, (preds, gammas)) in steps.iter().enumerate() {
                 let gammas = if quirks { &last } else { gammas };
                 acc.add(k, &state.nets, &state.groups, preds, gammas)?;
+                if let Some(t) = trace.as_deref_mut() {
+                    t.step(&state.nets[k], &state.groups, preds, gammas)?;
+                }
             }
         }
-        acc.apply(&mut state.nets, lr)
+        acc.apply(&mut state.nets, &mut state.opt, trace)
     }
 }
 
@@ -494,11 +614,19 @@ impl<B: Backend> StreamGrads<B> {
     }
 
     /// The single Adam step after the stream.
-    fn apply(self, nets: &mut [Vec<HyperNet<B>>], lr: f64) -> Result<(), MetaError> {
-        let groups = nets.first().map_or(0, Vec::len);
-        let mut opt = MetaOptimizer::new(nets.len() * groups, lr);
+    fn apply(
+        self,
+        nets: &mut [Vec<HyperNet<B>>],
+        opt: &mut MetaOptimizer<B>,
+        trace: Option<&mut TrainTrace<B>>,
+    ) -> Result<(), MetaError> {
         let mut flat: Vec<&mut HyperNet<B>> = nets.iter_mut().flatten().collect();
-        opt.step(&mut flat, &self.acc.concat(), 1)
+        let grads = self.acc.concat();
+        opt.step(&mut flat, &grads, 1)?;
+        if let Some(t) = trace {
+            t.update(&grads, flat.iter().map(|n| &**n));
+        }
+        Ok(())
     }
 }
 
@@ -508,12 +636,7 @@ impl<B: Backend> Editor<B> for HyperEditor<B> {
     }
 
     fn train(&mut self, lm: &mut CausalLm<B>, stream: &[EditBatch]) -> Result<(), MetaError> {
-        self.ensure(lm)?;
-        match self.config.layout {
-            Layout::Shared => self.train_shared(lm, stream),
-            Layout::StepSpecific if self.config.backtrack.is_some() => self.train_rl(lm, stream),
-            Layout::StepSpecific => self.train_step_specific(lm, stream),
-        }
+        self.train_with(lm, stream, None)
     }
 
     /// EDIT_STREAM for one batch (spec §4.2): K cumulative steps, each caching on the model

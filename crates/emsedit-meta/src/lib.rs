@@ -31,5 +31,7 @@ pub use editor::{EditBatch, Editor, resolve_modules};
 pub use emsedit_llm as llm;
 pub use error::MetaError;
 pub use ft::{Ft, FtConfig};
-pub use hyper_editor::{Backtrack, HyperEditor, HyperEditorConfig, Layout, Locality};
+pub use hyper_editor::{
+    Backtrack, HyperEditor, HyperEditorConfig, Layout, Locality, StepTrace, TrainTrace, UpdateTrace,
+};
 pub use ultraedit::{UltraEdit, UltraEditConfig};

@@ -184,6 +184,7 @@ pub fn clip<B: Backend>(grads: &mut [Params<B>], max_norm: f32) {
 
 /// One Adam step per network (`repeats` times with the same gradient: the reference's
 /// duplicated parameter registration, spec §7.2).
+#[derive(Debug)]
 pub struct MetaOptimizer<B: Backend> {
     adams: Vec<Adam<B>>,
 }
@@ -201,6 +202,11 @@ impl<B: Backend> MetaOptimizer<B> {
                 })
                 .collect(),
         }
+    }
+
+    /// Adam steps taken so far (by the first network's first parameter).
+    pub fn steps(&self) -> u32 {
+        self.adams.first().map_or(0, |a| a.steps(0))
     }
 
     /// Updates every network's parameters with its gradient.

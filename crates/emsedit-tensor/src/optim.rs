@@ -60,6 +60,11 @@ impl<B: Backend> Adam<B> {
         &self.config
     }
 
+    /// Changes the learning rate (for a schedule); the moments are kept.
+    pub fn set_lr(&mut self, lr: f64) {
+        self.config.lr = lr;
+    }
+
     /// Steps taken by the parameter in `slot`.
     pub fn steps(&self, slot: usize) -> u32 {
         self.slots

@@ -8,5 +8,5 @@ mod tokenize;
 
 pub use collate::{MicroBatch, collate};
 pub use fields::MAX_TEXT_BYTES;
-pub use records::{Dataset, EditRecord, Tuple, from_json, load};
+pub use records::{Dataset, EditRecord, Tuple, from_json, load, load_splits};
 pub use tokenize::{TokenizedTuple, tokenize};

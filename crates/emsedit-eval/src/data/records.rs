@@ -61,6 +61,51 @@ pub fn load(path: &Path, dataset: Dataset) -> Result<Vec<EditRecord>, DataError>
     convert(path, &read_records(path)?, dataset)
 }
 
+/// The train and eval records of a data folder: `train.json` and `eval.json`, or else the
+/// `.json` file whose name contains `train` and the one whose name contains `eval`, `test`
+/// or `val` (MEND's `zsre_mend_train.json` / `zsre_mend_eval.json`). With CounterFact the
+/// eval split is read as [`Dataset::CounterfactEval`] and the train split as
+/// [`Dataset::CounterfactTrain`].
+pub fn load_splits(
+    dir: &Path,
+    dataset: Dataset,
+) -> Result<(Vec<EditRecord>, Vec<EditRecord>), DataError> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|source| DataError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    let find = |split: &'static str, exact: &str, parts: &[&str]| {
+        let found = names.iter().find(|n| *n == exact).or_else(|| {
+            names
+                .iter()
+                .find(|n| parts.iter().any(|p| n.to_ascii_lowercase().contains(p)))
+        });
+        found.map(|n| dir.join(n)).ok_or(DataError::MissingSplit {
+            dir: dir.to_path_buf(),
+            split,
+            looked_for: if split == "train" {
+                "train.json, *train*.json"
+            } else {
+                "eval.json, *eval*.json, *test*.json, *val*.json"
+            },
+        })
+    };
+    let train = find("train", "train.json", &["train"])?;
+    let eval = find("eval", "eval.json", &["eval", "test", "val"])?;
+    let (train_format, eval_format) = match dataset {
+        Dataset::CounterfactTrain | Dataset::CounterfactEval => {
+            (Dataset::CounterfactTrain, Dataset::CounterfactEval)
+        }
+        other => (other, other),
+    };
+    Ok((load(&train, train_format)?, load(&eval, eval_format)?))
+}
+
 /// Converts records already in memory (JSON objects in the file format of `dataset`);
 /// `origin` names them in errors.
 pub fn from_json(

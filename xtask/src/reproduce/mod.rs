@@ -1,0 +1,240 @@
+//! `cargo xtask reproduce`: runs an experiment matrix (see `docs/reproduce.md`), one cell per
+//! configuration and seed, appending every finished cell to `<out>/results.jsonl` and
+//! skipping finished cells on a rerun, then writes `table.md` (means over seeds),
+//! `results.csv` (one line per cell) and the plots (means) under `<out>/plots/`.
+
+mod matrix;
+mod plots;
+mod progress;
+mod report;
+mod runner;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use emsedit::DeviceKind;
+use tracing::info;
+
+use matrix::{Cell, Matrix};
+use runner::Results;
+
+/// The built-in matrices, by preset name, with the file they come from.
+pub const PRESETS: [(&str, &str); 2] = [
+    (
+        "xtask/presets/default.toml",
+        include_str!("../../presets/default.toml"),
+    ),
+    (
+        "xtask/presets/paper.toml",
+        include_str!("../../presets/paper.toml"),
+    ),
+];
+
+/// `cargo xtask reproduce` options.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Built-in matrix: `default` (CPU-sized, the embedded fixture model, minutes) or `paper`
+    /// (the paper's Table 1/2 settings for a GPU: Hugging Face model directories, real data).
+    #[arg(long, default_value = "default", value_parser = ["default", "paper"])]
+    preset: String,
+    /// A matrix TOML file to run instead of a preset (format: docs/reproduce.md).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Output folder [default: target/reproduce/<matrix name>].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Run at most N of the unfinished cells, then write the reports and stop (0: only
+    /// rewrite the reports).
+    #[arg(long, value_name = "N")]
+    only_cells: Option<usize>,
+    /// Run only the cells whose id contains this text (case-insensitive), e.g. `EMSEdit` or
+    /// `seq-4x8`.
+    #[arg(long, value_name = "TEXT")]
+    filter: Option<String>,
+    /// List the cells with their keys and whether they are finished, and stop.
+    #[arg(long)]
+    list: bool,
+    /// Device: `cpu`, `cuda` or `cuda:N` (CUDA needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+/// What [`execute`] runs.
+#[derive(Debug)]
+pub struct Options {
+    /// The matrix.
+    pub matrix: Matrix,
+    /// The folder relative paths of the matrix are taken from.
+    pub root: PathBuf,
+    /// Output folder.
+    pub out: PathBuf,
+    /// Run at most this many unfinished cells.
+    pub only_cells: Option<usize>,
+    /// Only cells whose id contains this (lower-cased) text.
+    pub filter: Option<String>,
+    /// List and stop.
+    pub list: bool,
+    /// The device.
+    pub device: DeviceKind,
+}
+
+fn root() -> PathBuf {
+    let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
+    xtask
+        .parent()
+        .map_or_else(|| xtask.join(".."), Path::to_path_buf)
+}
+
+/// The command: parses the arguments, installs logging, runs.
+pub fn main(args: Args) -> Result<(), String> {
+    progress::init_logging();
+    let root = root();
+    let matrix = match &args.config {
+        Some(path) => Matrix::load(path, &root)?,
+        None => {
+            let (origin, text) = PRESETS
+                .iter()
+                .find(|(origin, _)| origin.ends_with(&format!("/{}.toml", args.preset)))
+                .ok_or_else(|| format!("unknown preset `{}`", args.preset))?;
+            Matrix::parse(text, origin, &root)?
+        }
+    };
+    let out = args.out.clone().unwrap_or_else(|| {
+        root.join("target/reproduce")
+            .join(matrix.file.name.replace(['/', '\\'], "_"))
+    });
+    let device = DeviceKind::from_str(&args.device)
+        .and_then(DeviceKind::ensure_available)
+        .map_err(|e| e.to_string())?;
+    execute(&Options {
+        matrix,
+        root,
+        out,
+        only_cells: args.only_cells,
+        filter: args.filter.map(|f| f.to_lowercase()),
+        list: args.list,
+        device,
+    })
+}
+
+/// Runs the unfinished cells of the matrix (as limited by the options) and writes the reports.
+pub fn execute(opts: &Options) -> Result<(), String> {
+    let out = &opts.out;
+    let mut results = Results::open(&out.join("results.jsonl"))?;
+    let cells = &opts.matrix.cells;
+    let selected: Vec<&Cell> = cells
+        .iter()
+        .filter(|c| {
+            opts.filter
+                .as_ref()
+                .is_none_or(|f| c.id.to_lowercase().contains(f))
+        })
+        .collect();
+    if opts.list {
+        for c in &selected {
+            let done = if results.get(&c.key).is_some() {
+                "done   "
+            } else {
+                "pending"
+            };
+            println!("{done} {} {}", c.key, c.id);
+        }
+        return Ok(());
+    }
+    let mut pending: Vec<&Cell> = selected
+        .iter()
+        .copied()
+        .filter(|c| results.get(&c.key).is_none())
+        .collect();
+    let finished = cells.len()
+        - cells
+            .iter()
+            .filter(|c| results.get(&c.key).is_none())
+            .count();
+    info!(
+        "matrix `{}` ({}): {} cells, {} finished, {} to run now; results in {}",
+        opts.matrix.file.name,
+        opts.matrix.origin,
+        cells.len(),
+        finished,
+        opts.only_cells
+            .map_or(pending.len(), |n| n.min(pending.len())),
+        out.display()
+    );
+    if let Some(n) = opts.only_cells {
+        pending.truncate(n);
+    }
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let outcome = if pending.is_empty() {
+        runner::Outcome::default()
+    } else {
+        match opts.device {
+            DeviceKind::Cpu => runner::run_cells::<emsedit::Cpu>(
+                &opts.root,
+                emsedit::cpu(),
+                &pending,
+                &mut results,
+            )?,
+            #[cfg(feature = "cuda")]
+            DeviceKind::Cuda(i) => runner::run_cells::<emsedit::Cuda>(
+                &opts.root,
+                emsedit::cuda(i),
+                &pending,
+                &mut results,
+            )?,
+            #[cfg(not(feature = "cuda"))]
+            DeviceKind::Cuda(_) => {
+                return Err("this build lacks the `cuda` cargo feature".into());
+            }
+        }
+    };
+    write_reports(opts, &results)?;
+    if !outcome.failed.is_empty() {
+        let list: Vec<String> = outcome
+            .failed
+            .iter()
+            .map(|(id, err)| format!("  {id}: {err}"))
+            .collect();
+        return Err(format!(
+            "{} cells failed (the others are saved; rerun to retry):\n{}",
+            outcome.failed.len(),
+            list.join("\n")
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `table.md`, `results.csv` and the plots of the finished cells of the matrix.
+fn write_reports(opts: &Options, results: &Results) -> Result<(), String> {
+    let out = &opts.out;
+    let cells = &opts.matrix.cells;
+    let rows: Vec<report::Row> = cells
+        .iter()
+        .filter_map(|c| results.get(&c.key).map(|r| (c, r)))
+        .collect();
+    // One row of the table per configuration: the mean over its finished seeds.
+    let aggs = report::aggregate(cells, &rows);
+    let write = |name: &str, text: String| -> Result<PathBuf, String> {
+        let path = out.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(path)
+    };
+    let title = format!("Results of `{}`", opts.matrix.file.name);
+    let table = report::markdown(&title, cells, &aggs);
+    let table_path = write("table.md", table.clone())?;
+    let csv_path = write("results.csv", report::csv(&aggs))?;
+    let plots = plots::write_all(&aggs, &out.join("plots"))?;
+    if !rows.is_empty() {
+        println!("{table}");
+    }
+    info!(
+        "wrote {}, {} and {} plot files under {}",
+        table_path.display(),
+        csv_path.display(),
+        plots.len(),
+        out.join("plots").display()
+    );
+    Ok(())
+}

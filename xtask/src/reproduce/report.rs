@@ -1,0 +1,496 @@
+//! The Table-1 style markdown table and the CSV of the finished cells. The table has one
+//! row per configuration: the mean over its finished seeds (± the sample standard deviation);
+//! the CSV keeps one line per cell, that is per seed.
+
+use std::fmt::Write as _;
+
+use emsedit::Scores;
+
+use super::matrix::Cell;
+use super::runner::Record;
+
+/// A finished cell of the current matrix: the cell as the matrix defines it now, and its
+/// result.
+pub type Row<'a> = (&'a Cell, &'a Record);
+
+/// A section of the table: one model, data set and scenario.
+pub fn section_key(cell: &Cell) -> (String, String, String) {
+    (
+        cell.model.clone(),
+        cell.dataset.clone(),
+        cell.scenario_name.clone(),
+    )
+}
+
+/// A mean with the sample standard deviation (`None` below two values).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stat {
+    /// Mean.
+    pub mean: f64,
+    /// Sample standard deviation (n − 1 in the denominator).
+    pub sd: Option<f64>,
+}
+
+/// Mean and sample standard deviation of `xs` (mean 0 when empty).
+pub fn stat(xs: &[f64]) -> Stat {
+    let n = xs.len();
+    if n == 0 {
+        return Stat {
+            mean: 0.0,
+            sd: None,
+        };
+    }
+    let mean = xs.iter().sum::<f64>() / n as f64;
+    let sd = (n > 1).then(|| {
+        let ss: f64 = xs.iter().map(|x| (x - mean) * (x - mean)).sum();
+        (ss / (n - 1) as f64).sqrt()
+    });
+    Stat { mean, sd }
+}
+
+fn mean(xs: &[f64]) -> f64 {
+    stat(xs).mean
+}
+
+/// The finished seeds of one configuration (one seed group, [`Cell::group`]) in one section:
+/// a row of the table, a point or line of the plots.
+#[derive(Debug, Clone)]
+pub struct Agg<'a> {
+    /// The cell of the first finished seed (label, method, scenario: the same for every seed).
+    pub cell: &'a Cell,
+    /// The finished seeds' cells and results, in matrix order.
+    pub runs: Vec<Row<'a>>,
+    /// The seeds the matrix has for this row.
+    pub planned: Vec<u64>,
+}
+
+impl Agg<'_> {
+    /// Finished seeds.
+    pub fn n(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// A number of every finished seed.
+    pub fn values(&self, f: impl Fn(&Record) -> f64) -> Vec<f64> {
+        self.runs.iter().map(|(_, r)| f(r)).collect()
+    }
+
+    /// Mean ± sd of a score after the whole stream.
+    pub fn after(&self, f: fn(&Scores) -> f64) -> Stat {
+        stat(&self.values(|r| f(&r.report.after)))
+    }
+
+    /// The mean scores after the whole stream.
+    pub fn mean_after(&self) -> Scores {
+        mean_scores(self.runs.iter().map(|(_, r)| &r.report.after))
+    }
+
+    /// Mean training seconds per edit, `None` for methods without a training phase (FT,
+    /// UltraEdit).
+    pub fn train_time(&self) -> Option<f64> {
+        has_training(self.cell).then(|| mean(&self.values(|r| r.report.train_seconds_per_edit)))
+    }
+
+    /// Mean editing seconds per edit.
+    pub fn edit_time(&self) -> f64 {
+        mean(&self.values(|r| r.report.edit_seconds_per_edit))
+    }
+
+    /// Mean peak memory over the seeds that measured it (0: none did).
+    pub fn peak_memory(&self) -> u64 {
+        let known: Vec<f64> = self
+            .values(|r| r.report.peak_memory_bytes as f64)
+            .into_iter()
+            .filter(|&b| b > 0.0)
+            .collect();
+        mean(&known).round() as u64
+    }
+
+    /// The mean curve over the seeds that scored one (curve mode), as long as the shortest.
+    pub fn mean_curve(&self) -> Vec<Scores> {
+        let curves: Vec<&Vec<Scores>> = self
+            .runs
+            .iter()
+            .map(|(_, r)| &r.report.curve)
+            .filter(|c| !c.is_empty())
+            .collect();
+        let len = curves.iter().map(|c| c.len()).min().unwrap_or(0);
+        (0..len)
+            .map(|t| mean_scores(curves.iter().map(|c| &c[t])))
+            .collect()
+    }
+}
+
+fn mean_scores<'s>(scores: impl Iterator<Item = &'s Scores>) -> Scores {
+    let all: Vec<&Scores> = scores.collect();
+    let of = |f: fn(&Scores) -> f64| mean(&all.iter().map(|s| f(s)).collect::<Vec<_>>());
+    Scores {
+        efficacy: of(|s| s.efficacy),
+        generalization: of(|s| s.generalization),
+        specificity: of(|s| s.specificity),
+    }
+}
+
+/// A row of the table: its section and seed group.
+type RowKey = ((String, String, String), String);
+
+fn row_key(cell: &Cell) -> RowKey {
+    (section_key(cell), cell.group.clone())
+}
+
+/// Every row of the matrix with its seeds, in the order the rows first appear in `cells`.
+fn planned(cells: &[Cell]) -> Vec<(RowKey, Vec<u64>)> {
+    let mut out: Vec<(RowKey, Vec<u64>)> = Vec::new();
+    for c in cells {
+        let k = row_key(c);
+        match out.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, seeds)) => seeds.push(c.seed()),
+            None => out.push((k, vec![c.seed()])),
+        }
+    }
+    out
+}
+
+/// The finished cells (`rows`) grouped by section and seed group, in the order the groups
+/// first appear in `cells` (the matrix), which also gives each group its planned seeds.
+pub fn aggregate<'a>(cells: &'a [Cell], rows: &[Row<'a>]) -> Vec<Agg<'a>> {
+    let planned = planned(cells);
+    let mut out: Vec<(usize, Agg<'a>)> = Vec::new();
+    for &row in rows {
+        let k = row_key(row.0);
+        let at = planned.iter().position(|(g, _)| *g == k);
+        match out.iter_mut().find(|(_, a)| row_key(a.cell) == k) {
+            Some((_, a)) => a.runs.push(row),
+            None => out.push((
+                at.unwrap_or(usize::MAX),
+                Agg {
+                    cell: row.0,
+                    runs: vec![row],
+                    planned: at.map_or_else(|| vec![row.0.seed()], |i| planned[i].1.clone()),
+                },
+            )),
+        }
+    }
+    out.sort_by_key(|(at, _)| *at);
+    out.into_iter().map(|(_, a)| a).collect()
+}
+
+/// A section's key ([`section_key`]) and rows.
+pub type Section<'r, 'a> = ((String, String, String), Vec<&'r Agg<'a>>);
+
+/// The rows grouped by [`section_key`], sections and rows in matrix order.
+pub fn sections<'r, 'a>(aggs: &'r [Agg<'a>]) -> Vec<Section<'r, 'a>> {
+    let mut out: Vec<Section<'r, 'a>> = Vec::new();
+    for agg in aggs {
+        let key = section_key(agg.cell);
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(agg),
+            None => out.push((key, vec![agg])),
+        }
+    }
+    out
+}
+
+/// Whether the method has a training phase (not FT, not UltraEdit).
+pub fn has_training(cell: &Cell) -> bool {
+    cell.method.kind.has_hypernet()
+}
+
+fn describe(cell: &Cell) -> String {
+    let s = &cell.scenario;
+    if s.num_seq == 1 {
+        format!("batch editing, {} edits", s.n_edits)
+    } else {
+        format!(
+            "sequential editing, {} × {} = {} edits",
+            s.num_seq,
+            s.n_edits,
+            s.num_seq * s.n_edits
+        )
+    }
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}", 100.0 * x)
+}
+
+/// A score ×100: `mean ± sd`, or the mean alone for one seed.
+fn pct_stat(s: Stat) -> String {
+    match s.sd {
+        Some(sd) => format!("{} ± {}", pct(s.mean), pct(sd)),
+        None => pct(s.mean),
+    }
+}
+
+fn seed_list(seeds: &[u64]) -> String {
+    seeds
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How many seeds the rows have: "every row over 5 seeds (0, 1, 2, 3, 4)", or per seed list
+/// with its number of rows when they differ.
+fn seeds_text(aggs_planned: &[Vec<u64>]) -> String {
+    let mut sets: Vec<(Vec<u64>, usize)> = Vec::new();
+    for seeds in aggs_planned {
+        match sets.iter_mut().find(|(s, _)| s == seeds) {
+            Some((_, count)) => *count += 1,
+            None => sets.push((seeds.clone(), 1)),
+        }
+    }
+    let plural = |n: usize, one: &str, many: &str| {
+        if n == 1 {
+            format!("{n} {one}")
+        } else {
+            format!("{n} {many}")
+        }
+    };
+    match sets.as_slice() {
+        [] => "no rows".into(),
+        [(seeds, _)] => format!(
+            "every row over {} ({})",
+            plural(seeds.len(), "seed", "seeds"),
+            seed_list(seeds)
+        ),
+        _ => {
+            sets.sort_by_key(|s| std::cmp::Reverse(s.1));
+            let parts: Vec<String> = sets
+                .iter()
+                .map(|(seeds, rows)| {
+                    format!(
+                        "{} over {} ({})",
+                        plural(*rows, "row", "rows"),
+                        plural(seeds.len(), "seed", "seeds"),
+                        seed_list(seeds)
+                    )
+                })
+                .collect();
+            parts.join(", ")
+        }
+    }
+}
+
+fn secs(x: f64) -> String {
+    if x < 5e-6 {
+        "0".into()
+    } else if x >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{:.2}m", 1000.0 * x)
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    if bytes == 0 {
+        "–".into()
+    } else {
+        format!("{:.0}", bytes as f64 / (1024.0 * 1024.0))
+    }
+}
+
+/// The markdown table: one section per model × data set × scenario, one row per method
+/// (seed group): efficacy / generalization / specificity ×100 as mean ± sd over the finished
+/// seeds, their number, mean train and edit seconds per edit, mean peak memory. `cells` is
+/// the whole matrix (for the counts and the planned seeds).
+pub fn markdown(title: &str, cells: &[Cell], aggs: &[Agg]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# {title}\n");
+    let planned: Vec<Vec<u64>> = planned(cells).into_iter().map(|(_, s)| s).collect();
+    let finished: usize = aggs.iter().map(Agg::n).sum();
+    let _ = writeln!(
+        out,
+        "{finished} of {} cells finished; {}. Scores ×100 after the whole edit stream \
+         (efficacy, generalization, specificity) are the mean over a row's finished seeds \
+         (column n; `2/5`: 2 of 5 finished), ± the sample standard deviation when more than \
+         one finished; the unedited model's row is the mean over the section's seeds. Times \
+         are mean wall seconds per edit (`m` = milliseconds); peak is the mean resident \
+         memory of a run in MiB.\n",
+        cells.len(),
+        seeds_text(&planned)
+    );
+    for ((model, dataset, scenario), group) in sections(aggs) {
+        let first = group[0].cell;
+        let _ = writeln!(
+            out,
+            "## {model} · {dataset} · {scenario} ({})\n",
+            describe(first)
+        );
+        let _ = writeln!(
+            out,
+            "| Method | n | Eff. | Gen. | Spe. | Train s/edit | Edit s/edit | Peak MiB |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        // The unedited model: one score per seed of the section (the seed picks the edits).
+        let mut seeds: Vec<u64> = Vec::new();
+        let mut before: Vec<&Scores> = Vec::new();
+        for (cell, rec) in group.iter().flat_map(|a| &a.runs) {
+            if !seeds.contains(&cell.seed()) {
+                seeds.push(cell.seed());
+                before.push(&rec.report.before);
+            }
+        }
+        let before_stat = |f: fn(&Scores) -> f64| {
+            pct_stat(stat(&before.iter().map(|s| f(s)).collect::<Vec<_>>()))
+        };
+        let _ = writeln!(
+            out,
+            "| *unedited* | {} | {} | {} | {} | | | |",
+            seeds.len(),
+            before_stat(|s| s.efficacy),
+            before_stat(|s| s.generalization),
+            before_stat(|s| s.specificity)
+        );
+        for agg in &group {
+            let n = if agg.n() < agg.planned.len() {
+                format!("{}/{}", agg.n(), agg.planned.len())
+            } else {
+                agg.n().to_string()
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {n} | {} | {} | {} | {} | {} | {} |",
+                agg.cell.label,
+                pct_stat(agg.after(|s| s.efficacy)),
+                pct_stat(agg.after(|s| s.generalization)),
+                pct_stat(agg.after(|s| s.specificity)),
+                agg.train_time().map_or("–".into(), secs),
+                secs(agg.edit_time()),
+                mib(agg.peak_memory())
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The CSV: one line per finished cell (per seed: nothing is averaged), every measured
+/// number; the cells of a row of the table are adjacent and share `group`.
+pub fn csv(aggs: &[Agg]) -> String {
+    let header = [
+        "key",
+        "group",
+        "experiment",
+        "label",
+        "method",
+        "steps",
+        "ablation",
+        "model",
+        "dataset",
+        "scenario",
+        "n_edits",
+        "num_seq",
+        "seed",
+        "before_efficacy",
+        "before_generalization",
+        "before_specificity",
+        "efficacy",
+        "generalization",
+        "specificity",
+        "sequence_efficacy",
+        "sequence_generalization",
+        "sequence_specificity",
+        "train_seconds_per_edit",
+        "edit_seconds_per_edit",
+        "peak_memory_bytes",
+        "wall_seconds",
+    ];
+    let mut out = header.join(",");
+    out.push('\n');
+    for (cell, rec) in aggs.iter().flat_map(|a| &a.runs) {
+        let r = &rec.report;
+        let opt = |f: fn(&emsedit::Scores) -> f64| r.sequence.as_ref().map(|s| f(s).to_string());
+        let values = [
+            cell.key.clone(),
+            cell.group.clone(),
+            cell.experiment.clone(),
+            cell.label.clone(),
+            r.method.clone(),
+            cell.steps().to_string(),
+            cell.ablation.clone(),
+            cell.model.clone(),
+            cell.dataset.clone(),
+            cell.scenario_name.clone(),
+            cell.scenario.n_edits.to_string(),
+            cell.scenario.num_seq.to_string(),
+            cell.seed().to_string(),
+            r.before.efficacy.to_string(),
+            r.before.generalization.to_string(),
+            r.before.specificity.to_string(),
+            r.after.efficacy.to_string(),
+            r.after.generalization.to_string(),
+            r.after.specificity.to_string(),
+            opt(|s| s.efficacy).unwrap_or_default(),
+            opt(|s| s.generalization).unwrap_or_default(),
+            opt(|s| s.specificity).unwrap_or_default(),
+            r.train_seconds_per_edit.to_string(),
+            r.edit_seconds_per_edit.to_string(),
+            r.peak_memory_bytes.to_string(),
+            rec.wall_seconds.to_string(),
+        ];
+        let line: Vec<String> = values.iter().map(|v| field(v)).collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_when_needed() {
+        assert_eq!(field("a"), "a");
+        assert_eq!(field("a,b"), "\"a,b\"");
+        assert_eq!(field("say \"x\""), "\"say \"\"x\"\"\"");
+    }
+
+    #[test]
+    fn times_read_well() {
+        assert_eq!(secs(0.0), "0");
+        assert_eq!(secs(0.0123), "12.30m");
+        assert_eq!(secs(2.5), "2.50");
+        assert_eq!(mib(0), "–");
+        assert_eq!(mib(3 * 1024 * 1024), "3");
+    }
+
+    #[test]
+    fn stats_are_the_mean_and_the_sample_sd() {
+        assert_eq!(
+            stat(&[0.5]),
+            Stat {
+                mean: 0.5,
+                sd: None
+            }
+        );
+        let s = stat(&[0.2, 0.4, 0.9]);
+        assert!((s.mean - 0.5).abs() < 1e-12);
+        // Σ(x − 0.5)² = 0.09 + 0.01 + 0.16 = 0.26; / (3 − 1) = 0.13.
+        assert!((s.sd.unwrap() - 0.13f64.sqrt()).abs() < 1e-12);
+        assert_eq!(pct_stat(s), "50.0 ± 36.1");
+        assert_eq!(pct_stat(stat(&[0.25])), "25.0");
+    }
+
+    #[test]
+    fn the_seed_text_counts_the_seeds() {
+        assert_eq!(
+            seeds_text(&[vec![0, 1, 2], vec![0, 1, 2]]),
+            "every row over 3 seeds (0, 1, 2)"
+        );
+        assert_eq!(seeds_text(&[vec![7]]), "every row over 1 seed (7)");
+        assert_eq!(
+            seeds_text(&[vec![0], vec![0, 1], vec![0, 1]]),
+            "2 rows over 2 seeds (0, 1), 1 row over 1 seed (0)"
+        );
+    }
+}

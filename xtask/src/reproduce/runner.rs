@@ -1,0 +1,311 @@
+//! Runs cells through the scenario driver and keeps their results in `results.jsonl`, one
+//! JSON line per finished cell, appended as soon as the cell ends. Cells whose key is already
+//! there are skipped, so a killed run resumes where it stopped; a line cut short by the kill
+//! is dropped (and its cell run again).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use emsedit::eval::data::{Dataset, EditRecord, from_json, load};
+use emsedit::eval::scenario::{Report, Run, run};
+use emsedit::eval::synthetic::{FactWorld, Split, WorldConfig};
+use emsedit::llm::{CausalLm, LmTokenizer};
+use emsedit::tensor::burn::tensor::backend::Backend;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::matrix::{Cell, DatasetKind, resolve};
+
+/// One line of `results.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The cell's key.
+    pub key: String,
+    /// The cell's id when it ran.
+    pub id: String,
+    /// The cell as it ran.
+    pub cell: Cell,
+    /// What the scenario driver measured.
+    pub report: Report,
+    /// Wall time of the whole cell (loading excluded), seconds.
+    pub wall_seconds: f64,
+}
+
+/// The results file: every finished cell, in the order they finished.
+#[derive(Debug)]
+pub struct Results {
+    path: PathBuf,
+    /// The records, in file order.
+    pub records: Vec<Record>,
+}
+
+impl Results {
+    /// Reads `path` (missing: empty). A last line without its newline, left by a killed run,
+    /// is cut off the file; other lines that are not results are skipped with a warning.
+    pub fn open(path: &Path) -> Result<Self, String> {
+        let shown = path.display();
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(format!("{shown}: {e}")),
+        };
+        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if complete < bytes.len() {
+            warn!(
+                "{shown}: dropping an unfinished last line ({} bytes) left by an interrupted run",
+                bytes.len() - complete
+            );
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| format!("{shown}: {e}"))?;
+            file.set_len(complete as u64)
+                .map_err(|e| format!("{shown}: {e}"))?;
+        }
+        let text = String::from_utf8_lossy(&bytes[..complete]);
+        let mut records = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Record>(line) {
+                Ok(r) => records.push(r),
+                Err(e) => warn!("{shown}:{}: not a result, skipped ({e})", i + 1),
+            }
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            records,
+        })
+    }
+
+    /// The record of `key`, if finished (the last one written wins).
+    pub fn get(&self, key: &str) -> Option<&Record> {
+        self.records.iter().rev().find(|r| r.key == key)
+    }
+
+    /// Appends one record as one line and syncs it to disk.
+    pub fn append(&mut self, record: Record) -> Result<(), String> {
+        let shown = self.path.display();
+        let mut line = serde_json::to_string(&record).map_err(|e| format!("{shown}: {e}"))?;
+        line.push('\n');
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| format!("{shown}: {e}"))?;
+        file.write_all(line.as_bytes())
+            .and_then(|()| file.sync_data())
+            .map_err(|e| format!("{shown}: {e}"))?;
+        self.records.push(record);
+        Ok(())
+    }
+}
+
+type Split2 = (Vec<EditRecord>, Vec<EditRecord>);
+
+/// Loaded models and data, shared by the cells that use them.
+struct Inputs<B: Backend> {
+    root: PathBuf,
+    device: B::Device,
+    models: HashMap<String, (CausalLm<B>, LmTokenizer)>,
+    data: HashMap<String, Split2>,
+    worlds: HashMap<String, FactWorld>,
+}
+
+impl<B: Backend> Inputs<B> {
+    fn model(&mut self, cell: &Cell) -> Result<&(CausalLm<B>, LmTokenizer), String> {
+        if !self.models.contains_key(&cell.model_path) {
+            let dir = resolve(&self.root, &cell.model_path);
+            info!("loading model {} from {}", cell.model, dir.display());
+            let lm = CausalLm::<B>::load(&dir, &self.device).map_err(|e| e.to_string())?;
+            let tok = LmTokenizer::load_dir(&dir).map_err(|e| e.to_string())?;
+            self.models.insert(cell.model_path.clone(), (lm, tok));
+        }
+        self.models
+            .get(&cell.model_path)
+            .ok_or_else(|| "model cache".to_string())
+    }
+
+    fn data(&mut self, cell: &Cell) -> Result<&Split2, String> {
+        let key = serde_json::json!([&cell.data, cell.world]).to_string();
+        if !self.data.contains_key(&key) {
+            let records = self.read(cell)?;
+            info!(
+                "data {}: {} train and {} eval records",
+                cell.dataset,
+                records.0.len(),
+                records.1.len()
+            );
+            self.data.insert(key.clone(), records);
+        }
+        self.data.get(&key).ok_or_else(|| "data cache".to_string())
+    }
+
+    fn read(&mut self, cell: &Cell) -> Result<Split2, String> {
+        let d = &cell.data;
+        let (mut train, mut eval) = if d.kind.synthetic() {
+            let config: WorldConfig = cell.world.ok_or("synthetic data without a world")?;
+            let wkey = serde_json::to_string(&config).map_err(|e| e.to_string())?;
+            let world = self
+                .worlds
+                .entry(wkey)
+                .or_insert_with(|| FactWorld::generate(config));
+            match d.kind {
+                DatasetKind::SyntheticZsre => (
+                    world.zsre_records(Split::Train),
+                    world.zsre_records(Split::Eval),
+                ),
+                _ => {
+                    let conv = |split, origin: &str, format| {
+                        from_json(Path::new(origin), &world.counterfact(split), format)
+                            .map_err(|e| e.to_string())
+                    };
+                    (
+                        conv(
+                            Split::Train,
+                            "synthetic/counterfact/train.json",
+                            Dataset::CounterfactTrain,
+                        )?,
+                        conv(
+                            Split::Eval,
+                            "synthetic/counterfact/eval.json",
+                            Dataset::CounterfactEval,
+                        )?,
+                    )
+                }
+            }
+        } else {
+            let (train_format, eval_format) = match d.kind {
+                DatasetKind::Zsre => (Dataset::Zsre, Dataset::Zsre),
+                DatasetKind::Counterfact => (Dataset::CounterfactTrain, Dataset::CounterfactEval),
+                _ => (Dataset::Ripple, Dataset::Ripple),
+            };
+            let file = |p: &Option<String>| -> Result<PathBuf, String> {
+                p.as_deref()
+                    .map(|p| resolve(&self.root, p))
+                    .ok_or_else(|| format!("data set {}: a file is missing", cell.dataset))
+            };
+            (
+                load(&file(&d.train)?, train_format).map_err(|e| e.to_string())?,
+                load(&file(&d.eval)?, eval_format).map_err(|e| e.to_string())?,
+            )
+        };
+        if let Some(n) = d.limit {
+            train.truncate(n);
+            eval.truncate(n);
+        }
+        Ok((train, eval))
+    }
+}
+
+/// Resets the peak resident set size (Linux; elsewhere a no-op), so that each cell's report
+/// measures its own peak.
+fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Runs one cell: seeds the backend with the cell's seed, builds the editor, runs the scenario.
+fn run_cell<B: Backend>(inputs: &mut Inputs<B>, cell: &Cell) -> Result<Record, String> {
+    let device = inputs.device.clone();
+    inputs.data(cell)?;
+    inputs.model(cell)?;
+    let data_key = serde_json::json!([&cell.data, cell.world]).to_string();
+    let (train, eval) = &inputs.data[&data_key];
+    let (lm, tok) = &inputs.models[&cell.model_path];
+    let input = Run {
+        model: lm,
+        tokenizer: tok,
+        train,
+        eval,
+        source: None,
+    };
+    reset_peak_memory();
+    let start = Instant::now();
+    emsedit::seed::<B>(&device, cell.scenario.seed);
+    let mut editor = cell
+        .method
+        .build::<B>(cell.modules.clone(), &cell.scenario)
+        .map_err(|e| e.to_string())?;
+    let report = run(editor.as_mut(), &input, &cell.scenario).map_err(|e| e.to_string())?;
+    Ok(Record {
+        key: cell.key.clone(),
+        id: cell.id.clone(),
+        cell: cell.clone(),
+        report,
+        wall_seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// What [`run_cells`] did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Cells run and appended now.
+    pub ran: usize,
+    /// Cells that failed, with their errors.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Runs `pending` one after another on `device`, appending each result to `results`.
+pub fn run_cells<B: Backend>(
+    root: &Path,
+    device: B::Device,
+    pending: &[&Cell],
+    results: &mut Results,
+) -> Result<Outcome, String> {
+    let mut inputs = Inputs::<B> {
+        root: root.to_path_buf(),
+        device,
+        models: HashMap::new(),
+        data: HashMap::new(),
+        worlds: HashMap::new(),
+    };
+    let bar = super::progress::bar(pending.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} cells (eta {eta}) {wide_msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let mut outcome = Outcome::default();
+    for (i, cell) in pending.iter().enumerate() {
+        bar.set_message(cell.id.clone());
+        info!(
+            "cell {}/{}: {} ({})",
+            i + 1,
+            pending.len(),
+            cell.id,
+            cell.key
+        );
+        match run_cell(&mut inputs, cell) {
+            Ok(record) => {
+                let r = &record.report;
+                info!(
+                    "done {}: efficacy {:.1}, generalization {:.1}, specificity {:.1} in {:.1}s",
+                    cell.id,
+                    100.0 * r.after.efficacy,
+                    100.0 * r.after.generalization,
+                    100.0 * r.after.specificity,
+                    record.wall_seconds
+                );
+                results.append(record)?;
+                outcome.ran += 1;
+            }
+            Err(e) => {
+                tracing::error!("cell {} failed: {e}", cell.id);
+                outcome.failed.push((cell.id.clone(), e));
+            }
+        }
+        bar.inc(1);
+    }
+    finish(&bar);
+    Ok(outcome)
+}
+
+fn finish(bar: &ProgressBar) {
+    bar.finish_and_clear();
+}

@@ -1,0 +1,228 @@
+//! A tiny matrix end to end: an interrupted run (some cells, then a line cut short by a
+//! kill) resumed to the end gives the same results as an uninterrupted run, and the table
+//! (means over seeds), CSV (one line per seed) and plots are written.
+
+use std::path::{Path, PathBuf};
+
+use super::runner::{Record, Results};
+use super::*;
+
+const TINY: &str = r#"
+name = "tiny"
+seed = 5
+
+[world]
+seed = 7
+subjects = 40
+train_records = 12
+eval_records = 12
+
+[hyper]
+rank = 8
+blocks = 2
+lr = 1e-3
+
+[models.tiny-gpt2]
+path = "fixtures/llm/gpt2"
+
+[datasets.zsre]
+kind = "synthetic-zsre"
+
+[scenarios.seq-2x4]
+n_edits = 4
+num_seq = 2
+curve = true
+
+[scenarios.batch-8]
+n_edits = 8
+num_seq = 1
+
+[[experiments]]
+name = "main"
+methods = ["ultraedit", "emsedit"]
+
+[[experiments]]
+name = "k"
+methods = ["emsedit"]
+scenarios = ["batch-8"]
+steps = [1]
+seeds = [5, 6]
+"#;
+
+/// A fresh folder for one test (removed first if a previous run left it).
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xtask-reproduce-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn options(out: &Path, only_cells: Option<usize>) -> Options {
+    let root = root();
+    Options {
+        matrix: Matrix::parse(TINY, "tiny.toml", &root).unwrap(),
+        root,
+        out: out.to_path_buf(),
+        only_cells,
+        filter: None,
+        list: false,
+        device: DeviceKind::Cpu,
+    }
+}
+
+/// The records of a results file by key, without what depends on the clock.
+fn metrics(out: &Path) -> Vec<(String, String)> {
+    let results = Results::open(&out.join("results.jsonl")).unwrap();
+    let mut out: Vec<(String, String)> = results
+        .records
+        .into_iter()
+        .map(|mut r: Record| {
+            r.wall_seconds = 0.0;
+            r.report.train_seconds_per_edit = 0.0;
+            r.report.edit_seconds_per_edit = 0.0;
+            r.report.peak_memory_bytes = 0;
+            (r.key.clone(), serde_json::to_string(&r).unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn an_interrupted_run_resumes_to_the_uninterrupted_results() {
+    let whole = temp_dir("whole");
+    execute(&options(&whole, None)).unwrap();
+    let expected = metrics(&whole);
+    assert_eq!(
+        expected.len(),
+        6,
+        "2 methods × 2 scenarios + EMSEdit K=1 at seeds 5 and 6"
+    );
+
+    // Killed half way: two cells finished, the third one's line cut short.
+    let resumed = temp_dir("resumed");
+    execute(&options(&resumed, Some(2))).unwrap();
+    assert_eq!(metrics(&resumed).len(), 2);
+    let jsonl = resumed.join("results.jsonl");
+    let third = std::fs::read_to_string(whole.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let mut text = std::fs::read_to_string(&jsonl).unwrap();
+    text.push_str(&third[..third.len() / 2]);
+    std::fs::write(&jsonl, text).unwrap();
+
+    // Resumed in two steps; after the first, K = 1 has one of its two seeds.
+    execute(&options(&resumed, Some(3))).unwrap();
+    let table = std::fs::read_to_string(resumed.join("table.md")).unwrap();
+    assert!(table.contains("| EMSEdit (K=1) | 1/2 | "), "{table}");
+    execute(&options(&resumed, None)).unwrap();
+    assert_eq!(metrics(&resumed), expected, "same seed, same results");
+    let lines = std::fs::read_to_string(&jsonl).unwrap();
+    assert_eq!(lines.lines().count(), 6, "the torn line was dropped");
+    assert!(lines.ends_with('\n'));
+
+    // A rerun of a finished matrix runs nothing and keeps the results.
+    execute(&options(&resumed, None)).unwrap();
+    assert_eq!(std::fs::read_to_string(&jsonl).unwrap(), lines);
+
+    for name in ["table.md", "results.csv"] {
+        let text = std::fs::read_to_string(resumed.join(name)).unwrap();
+        assert!(
+            text.contains("EMSEdit") && text.contains("UltraEdit"),
+            "{name}"
+        );
+    }
+    let table = std::fs::read_to_string(resumed.join("table.md")).unwrap();
+    assert!(
+        table.contains("| Method | n | Eff. | Gen. | Spe."),
+        "{table}"
+    );
+    assert!(
+        table.contains("4 rows over 1 seed (5), 1 row over 2 seeds (5, 6)"),
+        "{table}"
+    );
+    // EMSEdit K = 1: one row, the mean ± sample sd of its two seeds.
+    let results = Results::open(&jsonl).unwrap();
+    let k1: Vec<&Record> = results
+        .records
+        .iter()
+        .filter(|r| r.cell.label == "EMSEdit (K=1)")
+        .collect();
+    let mut seeds: Vec<u64> = k1.iter().map(|r| r.cell.seed()).collect();
+    seeds.sort_unstable();
+    assert_eq!(seeds, [5, 6]);
+    let cell = |f: fn(&emsedit::Scores) -> f64| {
+        let (a, b) = (
+            100.0 * f(&k1[0].report.after),
+            100.0 * f(&k1[1].report.after),
+        );
+        // n = 2: mean (a + b) / 2, sample sd |a − b| / √2.
+        format!("{:.1} ± {:.1}", (a + b) / 2.0, (a - b).abs() / 2f64.sqrt())
+    };
+    let row = format!(
+        "| EMSEdit (K=1) | 2 | {} | {} | {} | ",
+        cell(|s| s.efficacy),
+        cell(|s| s.generalization),
+        cell(|s| s.specificity)
+    );
+    assert_eq!(
+        table
+            .lines()
+            .filter(|l| l.starts_with("| EMSEdit (K=1) |"))
+            .count(),
+        1,
+        "{table}"
+    );
+    assert!(table.contains(&row), "{row}\n{table}");
+    // One seed: no ± (seed 5 only).
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("| UltraEdit | 1 | ") && !l.contains('±')),
+        "{table}"
+    );
+    // The batch-8 section's unedited model: over seeds 5 and 6.
+    let batch = table.split("## tiny-gpt2 · zsre · batch-8").nth(1).unwrap();
+    assert!(batch.contains("| *unedited* | 2 | "), "{table}");
+    // The CSV: one line per cell, the seeds of K = 1 as two lines with their seeds.
+    let csv = std::fs::read_to_string(resumed.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 7, "{csv}");
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (label, seed, efficacy) = (column("label"), column("seed"), column("efficacy"));
+    let mut k1_lines: Vec<(u64, f64)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f[label] == "EMSEdit (K=1)")
+        .map(|f| (f[seed].parse().unwrap(), f[efficacy].parse().unwrap()))
+        .collect();
+    k1_lines.sort_by_key(|l| l.0);
+    let by_seed = |s: u64| k1.iter().find(|r| r.cell.seed() == s).unwrap();
+    assert_eq!(
+        k1_lines,
+        [
+            (5, by_seed(5).report.after.efficacy),
+            (6, by_seed(6).report.after.efficacy)
+        ]
+    );
+    let plots = resumed.join("plots");
+    for stem in [
+        "steps_tiny-gpt2_zsre_batch-8",
+        "edits_tiny-gpt2_zsre_seq-2x4",
+        "time_tiny-gpt2_zsre_batch-8",
+        "time_tiny-gpt2_zsre_seq-2x4",
+    ] {
+        for ext in ["png", "svg"] {
+            let file = plots.join(format!("{stem}.{ext}"));
+            let len = std::fs::metadata(&file)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+                .len();
+            assert!(len > 1000, "{}: {len} bytes", file.display());
+        }
+    }
+    std::fs::remove_dir_all(&whole).unwrap();
+    std::fs::remove_dir_all(&resumed).unwrap();
+}
