@@ -109,29 +109,38 @@ pub fn run(out: &Path, size: &ModelSize, config: &PretrainConfig) -> Result<(), 
         tie_word_embeddings: true,
     };
     let mut lm = CausalLm::<Cpu>::init_gpt2(gpt2, &device);
-    let mut last = Instant::now();
+    let bar = crate::reproduce::progress::bar(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "pretrain {bar:32} {pos}/{len} steps  {msg}  [{elapsed_precise}, eta {eta}]",
+        )
+        .map_err(|e| e.to_string())?,
+    );
+    // Without a terminal (a log file) the bar is hidden: a line every tenth of the way instead.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut final_loss = f32::NAN;
     let mut smoothed = None::<f32>;
     let mut report = |p: &PretrainProgress| {
         final_loss = p.loss;
         let s = smoothed.map_or(p.loss, |s| 0.95 * s + 0.05 * p.loss);
         smoothed = Some(s);
-        if last.elapsed().as_secs_f64() > 2.0 || p.step == p.total {
-            last = Instant::now();
-            let elapsed = started.elapsed().as_secs_f64();
-            let eta = elapsed / p.step as f64 * (p.total - p.step) as f64;
-            eprint!(
-                "\rpretrain: step {}/{} epoch {} loss {s:.4} lr {:.2e} [{elapsed:.0}s, eta {eta:.0}s]   ",
+        bar.set_length(p.total as u64);
+        bar.set_position(p.step as u64);
+        bar.set_message(format!("epoch {} loss {s:.4} lr {:.2e}", p.epoch + 1, p.lr));
+        if !terminal && (p.step % (p.total / 10).max(1) == 0 || p.step == p.total) {
+            eprintln!(
+                "pretrain: step {}/{} epoch {} loss {s:.4} lr {:.2e} [{:.0} s]",
                 p.step,
                 p.total,
                 p.epoch + 1,
-                p.lr
+                p.lr,
+                started.elapsed().as_secs_f64()
             );
         }
     };
     lm.pretrain(&sequences, config, &mut report)
         .map_err(|e| e.to_string())?;
-    eprintln!();
+    bar.finish();
     lm.save(out).map_err(|e| e.to_string())?;
 
     let lm = CausalLm::<Cpu>::load(out, &device).map_err(|e| e.to_string())?;

@@ -6,6 +6,8 @@
 //!   directories (`config.json`, `model.safetensors` or a sharded index, bf16/f16 converted to
 //!   f32): GPT-2, GPT-J, LLaMA (3.x, with `llama3` rope scaling), Gemma-2 and Gemma-3;
 //! - GGUF files (llama.cpp) read, dequantized and converted to such directories ([`gguf`]);
+//! - pre-training a GPT-2 from scratch and saving it, and a deterministic byte-level BPE
+//!   trainer ([`pretrain`], [`bpe`]): how the embedded default model is made;
 //! - the **edit hooks** every editor uses (spec §2): modules named by their HF names
 //!   ([`CausalLm::module`]), the keys and output gradients at labelled positions and the weight
 //!   gradient Γ in the a×b orientation ([`CausalLm::edit_gradients`]), exact apply/revert of a

@@ -335,15 +335,17 @@ pub struct Matrix {
 }
 
 /// Expands `$NAME` / `${NAME}` of the variables the matrix knows: `EMSEDIT_DATA_DIR`
-/// (default `../shared/data`) and `EMSEDIT_MODELS_DIR` (default `models`).
+/// (default `../shared/data`) and `EMSEDIT_MODELS_DIR` (default: the models cache of
+/// `cargo xtask fetch-models`, [`emsedit::models::models_dir`]).
 pub fn expand(text: &str) -> String {
     let mut out = text.to_string();
+    let models = emsedit::models::models_dir().to_string_lossy().into_owned();
     for (var, default) in [
-        ("EMSEDIT_DATA_DIR", "../shared/data"),
-        ("EMSEDIT_MODELS_DIR", "models"),
+        ("EMSEDIT_DATA_DIR", "../shared/data".to_string()),
+        ("EMSEDIT_MODELS_DIR", models),
     ] {
         if out.contains(var) {
-            let value = std::env::var(var).unwrap_or_else(|_| default.to_string());
+            let value = std::env::var(var).unwrap_or(default);
             out = out
                 .replace(&format!("${{{var}}}"), &value)
                 .replace(&format!("${var}"), &value);

@@ -5,7 +5,7 @@
 
 mod matrix;
 mod plots;
-mod progress;
+pub mod progress;
 mod report;
 mod runner;
 #[cfg(test)]
@@ -21,7 +21,7 @@ use matrix::{Cell, Matrix};
 use runner::Results;
 
 /// The built-in matrices, by preset name, with the file they come from.
-pub const PRESETS: [(&str, &str); 2] = [
+pub const PRESETS: [(&str, &str); 3] = [
     (
         "xtask/presets/default.toml",
         include_str!("../../presets/default.toml"),
@@ -30,14 +30,20 @@ pub const PRESETS: [(&str, &str); 2] = [
         "xtask/presets/paper.toml",
         include_str!("../../presets/paper.toml"),
     ),
+    (
+        "xtask/presets/smollm2.toml",
+        include_str!("../../presets/smollm2.toml"),
+    ),
 ];
 
 /// `cargo xtask reproduce` options.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Built-in matrix: `default` (CPU-sized, the embedded fixture model, minutes) or `paper`
-    /// (the paper's Table 1/2 settings for a GPU: Hugging Face model directories, real data).
-    #[arg(long, default_value = "default", value_parser = ["default", "paper"])]
+    /// Built-in matrix: `default` (CPU-sized, the embedded fixture model, minutes), `smollm2`
+    /// (the real SmolLM2-135M after `cargo xtask fetch-models`, CPU, about half an hour) or
+    /// `paper` (the paper's Table 1/2 settings for a GPU: Hugging Face model directories, real
+    /// data).
+    #[arg(long, default_value = "default", value_parser = ["default", "smollm2", "paper"])]
     preset: String,
     /// A matrix TOML file to run instead of a preset (format: docs/reproduce.md).
     #[arg(long, value_name = "FILE")]
