@@ -12,7 +12,7 @@
    - Gemma-3: a pure-Python port of llama.cpp's SentencePiece tokenizer (highest-scoring
      adjacent pair first, byte fallback, user-defined tokens split out first).
 
-Usage: scripts/gguf/run.sh [--models-dir DIR] [--json OUT]
+Usage: scripts/gguf/run.sh [--models-dir DIR] [--json OUT] [--ids OUT]
 """
 
 import argparse
@@ -53,15 +53,15 @@ def llama_names(layers):
     }
     for i in range(layers):
         for src, dst, fix in [
-            ("attn_norm", "input_layernorm", None),
-            ("ffn_norm", "post_attention_layernorm", None),
-            ("attn_q", "self_attn.q_proj", "q"),
-            ("attn_k", "self_attn.k_proj", "k"),
-            ("attn_v", "self_attn.v_proj", None),
-            ("attn_output", "self_attn.o_proj", None),
-            ("ffn_gate", "mlp.gate_proj", None),
-            ("ffn_up", "mlp.up_proj", None),
-            ("ffn_down", "mlp.down_proj", None),
+        ("attn_norm", "input_layernorm", None),
+        ("ffn_norm", "post_attention_layernorm", None),
+        ("attn_q", "self_attn.q_proj", "q"),
+        ("attn_k", "self_attn.k_proj", "k"),
+        ("attn_v", "self_attn.v_proj", None),
+        ("attn_output", "self_attn.o_proj", None),
+        ("ffn_gate", "mlp.gate_proj", None),
+        ("ffn_up", "mlp.up_proj", None),
+        ("ffn_down", "mlp.down_proj", None),
         ]:
             names[f"blk.{i}.{src}.weight"] = (f"model.layers.{i}.{dst}.weight", fix)
     return names
@@ -74,19 +74,19 @@ def gemma3_names(layers):
     }
     for i in range(layers):
         for src, dst, fix in [
-            ("attn_norm", "input_layernorm", "minus1"),
-            ("post_attention_norm", "post_attention_layernorm", "minus1"),
-            ("ffn_norm", "pre_feedforward_layernorm", "minus1"),
-            ("post_ffw_norm", "post_feedforward_layernorm", "minus1"),
-            ("attn_q_norm", "self_attn.q_norm", "minus1"),
-            ("attn_k_norm", "self_attn.k_norm", "minus1"),
-            ("attn_q", "self_attn.q_proj", None),
-            ("attn_k", "self_attn.k_proj", None),
-            ("attn_v", "self_attn.v_proj", None),
-            ("attn_output", "self_attn.o_proj", None),
-            ("ffn_gate", "mlp.gate_proj", None),
-            ("ffn_up", "mlp.up_proj", None),
-            ("ffn_down", "mlp.down_proj", None),
+        ("attn_norm", "input_layernorm", "minus1"),
+        ("post_attention_norm", "post_attention_layernorm", "minus1"),
+        ("ffn_norm", "pre_feedforward_layernorm", "minus1"),
+        ("post_ffw_norm", "post_feedforward_layernorm", "minus1"),
+        ("attn_q_norm", "self_attn.q_norm", "minus1"),
+        ("attn_k_norm", "self_attn.k_norm", "minus1"),
+        ("attn_q", "self_attn.q_proj", None),
+        ("attn_k", "self_attn.k_proj", None),
+        ("attn_v", "self_attn.v_proj", None),
+        ("attn_output", "self_attn.o_proj", None),
+        ("ffn_gate", "mlp.gate_proj", None),
+        ("ffn_up", "mlp.up_proj", None),
+        ("ffn_down", "mlp.down_proj", None),
         ]:
             names[f"blk.{i}.{src}.weight"] = (f"model.layers.{i}.{dst}.weight", fix)
     return names
@@ -308,7 +308,7 @@ def test_strings(n=320, seed=0):
     return out
 
 
-def agree(name, strings, encoders):
+def agree(strings, encoders):
     """Counts the strings on which every encoder gives the ids of the first."""
     first_name, first = encoders[0]
     result = {}
@@ -343,7 +343,7 @@ def gguf_vocab(reader):
     return strings, numbers
 
 
-def check_smollm2(root, strings):
+def check_smollm2(root):
     reader = gguf.GGUFReader(str(root / "gguf" / "SmolLM2-135M-Instruct.Q4_1.gguf"))
     strs, _ = gguf_vocab(reader)
     tokens = strs("tokenizer.ggml.tokens")
@@ -358,18 +358,14 @@ def check_smollm2(root, strings):
         ]
     )
     ref = ByteBpe(vocab, merges, split_digits=True)
-    return agree(
-        "smollm2",
-        strings,
-        [
-            ("tokenizer.json", rebuilt(root / "smollm2-135m" / "tokenizer.json")),
-            ("tokenizers from GGUF", lambda s: built.encode(s, add_special_tokens=False).ids),
-            ("python byte-level BPE", ref.encode),
-        ],
-    )
+    return [
+        ("tokenizer.json", rebuilt(root / "smollm2-135m" / "tokenizer.json")),
+        ("tokenizers from GGUF", lambda s: built.encode(s, add_special_tokens=False).ids),
+        ("python byte-level BPE", ref.encode),
+    ]
 
 
-def check_gpt2(root, strings):
+def check_gpt2(root):
     d = root / "gpt2-tokenizer"
     vocab = json.loads((d / "encoder.json").read_text(encoding="utf-8"))
     lines = (d / "vocab.bpe").read_text(encoding="utf-8").split("\n")[1:]
@@ -378,39 +374,37 @@ def check_gpt2(root, strings):
     built = tokenizers.Tokenizer(model)
     built.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
     ref = ByteBpe(vocab, merges, split_digits=False)
-    return agree(
-        "gpt2",
-        strings,
-        [
-            ("tokenizer.json", rebuilt(d / "tokenizer.json")),
-            ("tokenizers BPE.from_file", lambda s: built.encode(s, add_special_tokens=False).ids),
-            ("python encoder.py", ref.encode),
-        ],
-    )
+    return [
+        ("tokenizer.json", rebuilt(d / "tokenizer.json")),
+        ("tokenizers BPE.from_file", lambda s: built.encode(s, add_special_tokens=False).ids),
+        ("python encoder.py", ref.encode),
+    ]
 
 
-def check_gemma3(root, strings):
+def check_gemma3(root):
     reader = gguf.GGUFReader(str(root / "gguf" / "gemma-3-270m-q4_k_m.gguf"))
     strs, nums = gguf_vocab(reader)
     ref = Spm(strs("tokenizer.ggml.tokens"), nums("tokenizer.ggml.scores"), nums("tokenizer.ggml.token_type"))
-    return agree(
-        "gemma3",
-        strings,
-        [
-            ("tokenizer.json", rebuilt(root / "gemma3-270m" / "tokenizer.json")),
-            ("python llama.cpp SPM", ref.encode),
-        ],
-    )
+    return [
+        ("tokenizer.json", rebuilt(root / "gemma3-270m" / "tokenizer.json")),
+        ("python llama.cpp SPM", ref.encode),
+    ]
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models-dir")
     ap.add_argument("--json", help="also write the summary here")
+    ap.add_argument(
+        "--ids",
+        help="also write the strings and the pure-Python references' ids here "
+        "(fixtures/tokenizers/reference_ids.json, read by the Rust real_models test)",
+    )
     args = ap.parse_args()
     root = models_dir(args.models_dir)
     strings = test_strings()
     summary = {"strings": len(strings), "tensors": {}, "tokenizers": {}}
+    reference_ids = {}
     ok = True
     for name, gguf_file in [
         ("smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf"),
@@ -433,13 +427,20 @@ def main():
         if not (root / needs / "emsedit-fetch.json").exists():
             print(f"{name} tokenizer: not fetched, skipped")
             continue
-        r = check(root, strings)
+        encoders = check(root)
+        r = agree(strings, encoders)
         summary["tokenizers"][name] = r
+        # The last encoder is the pure-Python reference, independent of `tokenizers`.
+        reference_ids[name] = [encoders[-1][1](s) for s in strings]
         for pair, v in r.items():
             ok &= v["agree"] == v["of"]
             print(f"{name} tokenizer: {pair}: {v['agree']}/{v['of']} strings agree")
             for d in v["first_disagreements"]:
                 print("   ", json.dumps(d, ensure_ascii=False)[:400])
+    if args.ids:
+        out = {"strings": strings, "ids": reference_ids}
+        Path(args.ids).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.ids).write_text(json.dumps(out, ensure_ascii=False, separators=(",", ":")) + "\n")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     print("all equal" if ok else "DIFFERENCES FOUND")

@@ -116,3 +116,64 @@ fn gemma3_ranks_paris_first() {
     let module = lm.module("model.layers.17.mlp.down_proj").unwrap();
     assert_eq!(lm.weight(module).dims(), [2048, 640]);
 }
+
+/// The committed reference ids (`fixtures/tokenizers/reference_ids.json`, written by
+/// `scripts/gguf/run.sh --ids` from pure-Python tokenizers that use neither `tokenizers` nor
+/// the rebuilt files): the strings and, per tokenizer, the ids without special tokens.
+fn reference_ids() -> serde_json::Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/tokenizers/reference_ids.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The rebuilt tokenizer.json files, through the Rust `tokenizers` crate, give the reference
+/// ids on every string (unicode, digits, whitespace runs, code).
+#[test]
+fn rebuilt_tokenizers_match_the_python_references() {
+    let reference = reference_ids();
+    let strings: Vec<&str> = reference["strings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(strings.len() >= 300, "{} strings", strings.len());
+    for (name, dir) in [
+        ("smollm2", "smollm2-135m"),
+        ("gpt2", "gpt2-tokenizer"),
+        ("gemma3", "gemma3-270m"),
+    ] {
+        let Some(dir) = model_dir(dir) else {
+            continue;
+        };
+        let tok = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
+        let want = reference["ids"][name].as_array().unwrap();
+        assert_eq!(want.len(), strings.len(), "{name}");
+        let mut bad = Vec::new();
+        for (text, want) in strings.iter().zip(want) {
+            let want: Vec<u32> = want
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i.as_u64().unwrap() as u32)
+                .collect();
+            let got = tok.encode(*text, false).unwrap().get_ids().to_vec();
+            if got != want {
+                bad.push(format!("{text:?}: got {got:?}, want {want:?}"));
+            }
+        }
+        eprintln!(
+            "{name}: {}/{} strings agree",
+            strings.len() - bad.len(),
+            strings.len()
+        );
+        assert!(
+            bad.is_empty(),
+            "{name}: {} differ, first: {}",
+            bad.len(),
+            bad[0]
+        );
+    }
+}
