@@ -40,7 +40,7 @@ pub const PRESETS: [(&str, &str); 3] = [
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Built-in matrix: `default` (CPU-sized, the embedded fixture model, minutes), `smollm2`
-    /// (the real SmolLM2-135M after `cargo xtask fetch-models`, CPU, about half an hour) or
+    /// (the real SmolLM2-135M after `cargo xtask fetch-models`, CPU, about 45 minutes) or
     /// `paper` (the paper's Table 1/2 settings for a GPU: Hugging Face model directories, real
     /// data).
     #[arg(long, default_value = "default", value_parser = ["default", "smollm2", "paper"])]
