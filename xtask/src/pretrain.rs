@@ -127,7 +127,7 @@ pub fn run(out: &Path, size: &ModelSize, config: &PretrainConfig) -> Result<(), 
         bar.set_length(p.total as u64);
         bar.set_position(p.step as u64);
         bar.set_message(format!("epoch {} loss {s:.4} lr {:.2e}", p.epoch + 1, p.lr));
-        if !terminal && (p.step % (p.total / 10).max(1) == 0 || p.step == p.total) {
+        if !terminal && (p.step.is_multiple_of((p.total / 10).max(1)) || p.step == p.total) {
             eprintln!(
                 "pretrain: step {}/{} epoch {} loss {s:.4} lr {:.2e} [{:.0} s]",
                 p.step,
