@@ -1,6 +1,7 @@
-//! Train and edit time per edit of every editor on the tiny GPT-2 fixture (2 edited modules,
-//! rank-8 two-block networks), and the share of an EMSEdit edit spent in the hypernetwork and
-//! the ridge solve versus the LLM's cache pass.
+//! Train and edit time per edit of every editor on the embedded default model
+//! (`fixtures/model`: GPT-2, 4 layers, d = 128; the 2 edited modules of the main job and the
+//! CPU scale's rank-128 two-block networks), and the share of an EMSEdit edit spent in the
+//! hypernetwork and the ridge solve versus the LLM's cache pass.
 //!
 //! `cargo bench -p emsedit-eval --bench editors`; each iteration covers one batch of 8 edits.
 
@@ -23,15 +24,11 @@ use emsedit_tensor::{Cpu, cpu, seed};
 const N: usize = 8;
 
 fn setup() -> (CausalLm<Cpu>, Vec<EditBatch>) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/llm/gpt2");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/model");
     let lm = CausalLm::<Cpu>::load(&dir, &cpu()).unwrap();
     let tok = LmTokenizer::load_dir(&dir).unwrap();
-    let world = FactWorld::generate(WorldConfig {
-        seed: 1,
-        subjects: 60,
-        train_records: 16,
-        eval_records: 16,
-    });
+    // The world the model was pre-trained on, so the edits are real counterfactuals.
+    let world = FactWorld::generate(WorldConfig::default());
     let records = world.zsre_records(Split::Eval);
     let batches = edit_batches(&tok, &records, N, 4, false)
         .unwrap()
@@ -43,17 +40,20 @@ fn setup() -> (CausalLm<Cpu>, Vec<EditBatch>) {
 
 fn modules() -> Vec<String> {
     vec![
-        "transformer.h.1.mlp.c_proj".into(),
         "transformer.h.2.mlp.c_proj".into(),
+        "transformer.h.3.mlp.c_proj".into(),
     ]
 }
 
+/// The CPU scale's networks (`Overrides::cpu_scale`: rank 128, 2 blocks, η = 1e-2).
+const HYPER: HyperConfig = HyperConfig {
+    rank: 128,
+    blocks: 2,
+    lr: 1e-2,
+};
+
 fn small(mut c: HyperEditorConfig) -> HyperEditorConfig {
-    c.hyper = HyperConfig {
-        rank: 8,
-        blocks: 2,
-        lr: 1e-6,
-    };
+    c.hyper = HYPER;
     c
 }
 
@@ -112,12 +112,7 @@ fn bench(c: &mut Criterion) {
         &lm,
         modules().iter().map(|m| lm.module(m).unwrap()).collect(),
     );
-    let hyper = HyperConfig {
-        rank: 8,
-        blocks: 2,
-        lr: 1e-6,
-    };
-    let mut nets = groups.nets::<Cpu>(&hyper, &cpu());
+    let mut nets = groups.nets::<Cpu>(&HYPER, &cpu());
     let (mut t_cache, mut t_predict, mut t_apply) =
         (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for _ in 0..20 {
