@@ -53,15 +53,15 @@ def llama_names(layers):
     }
     for i in range(layers):
         for src, dst, fix in [
-        ("attn_norm", "input_layernorm", None),
-        ("ffn_norm", "post_attention_layernorm", None),
-        ("attn_q", "self_attn.q_proj", "q"),
-        ("attn_k", "self_attn.k_proj", "k"),
-        ("attn_v", "self_attn.v_proj", None),
-        ("attn_output", "self_attn.o_proj", None),
-        ("ffn_gate", "mlp.gate_proj", None),
-        ("ffn_up", "mlp.up_proj", None),
-        ("ffn_down", "mlp.down_proj", None),
+            ("attn_norm", "input_layernorm", None),
+            ("ffn_norm", "post_attention_layernorm", None),
+            ("attn_q", "self_attn.q_proj", "q"),
+            ("attn_k", "self_attn.k_proj", "k"),
+            ("attn_v", "self_attn.v_proj", None),
+            ("attn_output", "self_attn.o_proj", None),
+            ("ffn_gate", "mlp.gate_proj", None),
+            ("ffn_up", "mlp.up_proj", None),
+            ("ffn_down", "mlp.down_proj", None),
         ]:
             names[f"blk.{i}.{src}.weight"] = (f"model.layers.{i}.{dst}.weight", fix)
     return names
@@ -74,19 +74,19 @@ def gemma3_names(layers):
     }
     for i in range(layers):
         for src, dst, fix in [
-        ("attn_norm", "input_layernorm", "minus1"),
-        ("post_attention_norm", "post_attention_layernorm", "minus1"),
-        ("ffn_norm", "pre_feedforward_layernorm", "minus1"),
-        ("post_ffw_norm", "post_feedforward_layernorm", "minus1"),
-        ("attn_q_norm", "self_attn.q_norm", "minus1"),
-        ("attn_k_norm", "self_attn.k_norm", "minus1"),
-        ("attn_q", "self_attn.q_proj", None),
-        ("attn_k", "self_attn.k_proj", None),
-        ("attn_v", "self_attn.v_proj", None),
-        ("attn_output", "self_attn.o_proj", None),
-        ("ffn_gate", "mlp.gate_proj", None),
-        ("ffn_up", "mlp.up_proj", None),
-        ("ffn_down", "mlp.down_proj", None),
+            ("attn_norm", "input_layernorm", "minus1"),
+            ("post_attention_norm", "post_attention_layernorm", "minus1"),
+            ("ffn_norm", "pre_feedforward_layernorm", "minus1"),
+            ("post_ffw_norm", "post_feedforward_layernorm", "minus1"),
+            ("attn_q_norm", "self_attn.q_norm", "minus1"),
+            ("attn_k_norm", "self_attn.k_norm", "minus1"),
+            ("attn_q", "self_attn.q_proj", None),
+            ("attn_k", "self_attn.k_proj", None),
+            ("attn_v", "self_attn.v_proj", None),
+            ("attn_output", "self_attn.o_proj", None),
+            ("ffn_gate", "mlp.gate_proj", None),
+            ("ffn_up", "mlp.up_proj", None),
+            ("ffn_down", "mlp.down_proj", None),
         ]:
             names[f"blk.{i}.{src}.weight"] = (f"model.layers.{i}.{dst}.weight", fix)
     return names
