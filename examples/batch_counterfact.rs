@@ -18,8 +18,10 @@ mod common;
 
 fn main() -> ExitCode {
     let args = common::Args::parse();
-    let mut scenario = ScenarioConfig::batch(args.n_edits.unwrap_or(32));
-    scenario.num_seq = args.num_seq.unwrap_or(1);
+    // T batches of n, trained on as many training batches (the reference's
+    // `islice(loader, num_seq)`); one of each by default.
+    let mut scenario =
+        ScenarioConfig::sequential(args.n_edits.unwrap_or(32), args.num_seq.unwrap_or(1));
     scenario.seed = args.seed;
     let methods = ["emsedit", "malmen", "malmen2", "ultraedit", "ft"];
     match common::run_methods(&args, Dataset::CounterfactEval, &methods, scenario) {

@@ -35,12 +35,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     spec.overrides = Overrides::cpu_scale();
     let mut editor = spec.build::<Cpu>(default_modules(&lm, Mode::Sequential), &scenario)?;
     let stream = edit_batches(&tok, &train[..32], 8, 4, false)?;
-    let pristine = lm.clone();
+    // Training hands `lm` back exactly as it was.
     editor.train(
         &mut lm,
         &stream.into_iter().map(|b| b.batch).collect::<Vec<_>>(),
     )?;
-    lm = pristine;
 
     let edit = edit_batches(&tok, std::slice::from_ref(fact), 1, 4, false)?;
     editor.edit(&mut lm, &edit[0].batch)?;

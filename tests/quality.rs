@@ -31,6 +31,7 @@ fn mean_scores(method: &str, scenario: &ScenarioConfig) -> Scores {
         train: &train,
         eval: &eval,
         source: None,
+        skipped: Vec::new(),
     };
     let mut spec = MethodSpec::parse(method).unwrap();
     spec.overrides = Overrides::cpu_scale().for_kind(spec.kind);

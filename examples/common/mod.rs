@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use emsedit::eval::data::{Dataset, EditRecord, load_splits};
+use emsedit::eval::data::{Dataset, EditRecord, Skipped, load_splits, skip_summary};
 use emsedit::eval::synthetic::{FactWorld, Split, WorldConfig};
 use emsedit::methods::{MethodSpec, Mode, Overrides, default_modules};
 use emsedit::models::NamedModel;
@@ -85,6 +85,8 @@ pub fn run_methods(
     if let Some(e) = args.train_epochs {
         scenario.train_epochs = e;
     }
+    // All of the reference's quirks: the methods' (below) and the metric's.
+    scenario.reference_quirks = args.reference_quirks;
     let device = cpu();
     let mode = Mode::of(&scenario);
     let (model_dir, named) = match &args.model_dir {
@@ -107,6 +109,7 @@ pub fn run_methods(
         train,
         eval,
         source,
+        skipped,
     } = records(args, dataset)?;
     let (modules, mut overrides) = match &named {
         Some(m) => (m.modules(mode).to_vec(), m.overrides()),
@@ -124,8 +127,12 @@ pub fn run_methods(
         Some(m) => m.clone(),
         None => default_methods.iter().map(|s| s.to_string()).collect(),
     };
+    let skipped_note = match skip_summary(&skipped) {
+        s if s.is_empty() => s,
+        s => format!(" ({s})"),
+    };
     println!(
-        "model {} · data {} · {} × {} edits · modules {}",
+        "model {} · data {}{skipped_note} · {} × {} edits · modules {}",
         model_dir.display(),
         source,
         scenario.num_seq,
@@ -137,7 +144,8 @@ pub fn run_methods(
         tokenizer: &tok,
         train: &train,
         eval: &eval,
-        source: None,
+        source: args.data.clone(),
+        skipped,
     };
     let mut reports = Vec::new();
     for name in &methods {
@@ -148,6 +156,9 @@ pub fn run_methods(
         let started = Instant::now();
         eprint!("{:<10} training and editing ... ", spec.display_name());
         let report = run(editor.as_mut(), &input, &scenario)?;
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
         eprintln!(
             "done in {:.1} s (efficacy {:.1})",
             started.elapsed().as_secs_f64(),
@@ -164,6 +175,8 @@ pub struct Data {
     pub train: Vec<EditRecord>,
     pub eval: Vec<EditRecord>,
     pub source: String,
+    /// Records the loaders left out (blank prompts or targets).
+    pub skipped: Vec<Skipped>,
 }
 
 /// The data folder of `args`, or the synthetic world.
@@ -172,8 +185,9 @@ pub fn records(args: &Args, dataset: Dataset) -> Result<Data, Box<dyn std::error
         let (train, eval) = load_splits(dir, dataset)?;
         let source = dir.display().to_string();
         return Ok(Data {
-            train,
-            eval,
+            skipped: [train.skipped, eval.skipped].concat(),
+            train: train.records,
+            eval: eval.records,
             source,
         });
     }
@@ -193,5 +207,6 @@ pub fn records(args: &Args, dataset: Dataset) -> Result<Data, Box<dyn std::error
         train,
         eval,
         source,
+        skipped: Vec::new(),
     })
 }

@@ -37,6 +37,29 @@ pub enum DataError {
         /// What is wrong.
         detail: String,
     },
+    /// A record that cannot be edited or scored (a blank prompt or target). Loaders skip such
+    /// records and list them ([`crate::data::Skipped`]); strict mode refuses them.
+    #[error("{path}: record {record}: field `{field}`: {reason}")]
+    Unusable {
+        /// The file.
+        path: PathBuf,
+        /// Index of the record (0-based).
+        record: usize,
+        /// The field.
+        field: String,
+        /// Why the record is unusable.
+        reason: String,
+    },
+    /// A data folder has more than one candidate for a split.
+    #[error("{dir}: more than one {split} file: {}; name one `{split}.json` or keep one", candidates.join(", "))]
+    AmbiguousSplit {
+        /// The folder.
+        dir: PathBuf,
+        /// `train` or `eval`.
+        split: &'static str,
+        /// The matching file names.
+        candidates: Vec<String>,
+    },
     /// A data folder lacks a split file.
     #[error("{dir}: no {split} file (looked for {looked_for})")]
     MissingSplit {

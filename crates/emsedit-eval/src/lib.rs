@@ -5,7 +5,7 @@
 //! - loaders for ZsRE, CounterFact and RippleEdits ([`data::load`]) with errors that name the
 //!   file, the record and the field; tokenized tuples and padded micro-batches exactly as
 //!   spec §1 ([`data::tokenize`], [`data::collate`]);
-//! - the metrics of spec §5 ([`metrics`]);
+//! - the metrics of spec §5 ([`metrics`]) and RippleEdits' test families ([`ripple`]);
 //! - a seeded synthetic fact world ([`synthetic`]) that writes ZsRE- and CounterFact-format
 //!   files and a corpus of its true facts;
 //! - the scenarios — sequential, batch and sequential-batch editing — as one driver over the
@@ -17,6 +17,7 @@
 pub mod data;
 mod error;
 pub mod metrics;
+pub mod ripple;
 pub mod scenario;
 pub mod synthetic;
 pub mod table;

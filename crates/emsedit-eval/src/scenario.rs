@@ -15,8 +15,9 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::DataError;
-use crate::data::{EditRecord, MicroBatch, Tuple, collate, tokenize};
+use crate::data::{EditRecord, MicroBatch, Skipped, Tuple, collate, tokenize};
 use crate::metrics::{counterfact_scores, mean, old_tokens, sequence_logprob, token_accuracy};
+use crate::ripple::{RippleReport, ripple_report};
 
 /// Errors of a scenario run.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +117,15 @@ pub struct Report {
     /// For data with competing targets (CounterFact): the share of tuples where the whole new
     /// target is more probable than the old one, P(new) > P(old), after editing.
     pub sequence: Option<Scores>,
+    /// Records the loaders skipped (blank prompts or targets), from [`Run::skipped`].
+    #[serde(default)]
+    pub skipped: Vec<Skipped>,
+    /// What the run could not do as configured (e.g. fewer training records than asked).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// For RippleEdits records in the original format: every test family, before and after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ripple: Option<RippleReport>,
 }
 
 /// Per tuple, 1 when `log P(target) > log P(old_target)` under teacher forcing, else 0.
@@ -170,14 +180,19 @@ pub struct ScoredBatch {
 }
 
 /// Tokenized, collated edit batches of `n_edits` records each (a trailing partial batch is
-/// dropped, as the reference's `drop_last`).
+/// dropped, as the reference's `drop_last`). `n_edits` and `chunk` must be at least 1.
 pub fn edit_batches(
     tok: &LmTokenizer,
     records: &[EditRecord],
     n_edits: usize,
     chunk: usize,
     reference_quirks: bool,
-) -> Result<Vec<ScoredBatch>, DataError> {
+) -> Result<Vec<ScoredBatch>, RunError> {
+    if n_edits == 0 || chunk == 0 {
+        return Err(RunError::Config(format!(
+            "edit batches need n_edits ≥ 1 and chunk ≥ 1 (got {n_edits} and {chunk})"
+        )));
+    }
     records
         .chunks_exact(n_edits)
         .map(|group| {
@@ -287,6 +302,8 @@ pub struct Run<'a, B: Backend> {
     pub eval: &'a [EditRecord],
     /// Where the data came from, for the report's readers.
     pub source: Option<PathBuf>,
+    /// Records the loaders skipped, carried into the [`Report`].
+    pub skipped: Vec<Skipped>,
 }
 
 /// Runs `editor` through the scenario and scores it.
@@ -301,7 +318,18 @@ pub fn run<B: Backend>(
             "n_edits and num_seq must be at least 1".into(),
         ));
     }
-    let need = n * config.num_seq;
+    let product = |a: usize, b: usize, what: &str| {
+        a.checked_mul(b).ok_or_else(|| {
+            RunError::Config(format!("{what}: {a} × {b} does not fit in a machine word"))
+        })
+    };
+    let need = product(config.num_seq, n, "num_seq × n_edits")?;
+    let want_train = product(config.train_batches, n, "train_batches × n_edits")?;
+    product(
+        config.train_epochs,
+        want_train,
+        "train_epochs × training records",
+    )?;
     if input.eval.len() < need {
         return Err(RunError::Config(format!(
             "{} × {} edits need {need} eval records, the data has {}",
@@ -320,7 +348,17 @@ pub fn run<B: Backend>(
             .map(|i| records[i].clone())
             .collect::<Vec<_>>()
     };
-    let train = pick(input.train, n * config.train_batches);
+    let mut warnings = Vec::new();
+    if input.train.len() < want_train {
+        warnings.push(format!(
+            "{} training batches of {n} need {want_train} train records, the data has {}: \
+             training on {} batches",
+            config.train_batches,
+            input.train.len(),
+            input.train.len() / n
+        ));
+    }
+    let train = pick(input.train, want_train);
     let eval = pick(input.eval, need);
     let (tok, chunk, quirks) = (input.tokenizer, config.chunk, config.reference_quirks);
     let train_batches: Vec<EditBatch> = edit_batches(tok, &train, n, chunk, quirks)?
@@ -366,8 +404,12 @@ pub fn run<B: Backend>(
     } else {
         None
     };
+    let ripple = ripple_report(input.model, &lm, tok, &eval, chunk)?;
     Ok(Report {
         sequence,
+        skipped: input.skipped.clone(),
+        warnings,
+        ripple,
         method: editor.name(),
         scenario: config.clone(),
         before,

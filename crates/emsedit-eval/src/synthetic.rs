@@ -637,6 +637,7 @@ impl FactWorld {
             Split::Eval => "synthetic/zsre/eval.json",
         });
         crate::data::from_json(origin, &self.zsre(split), crate::data::Dataset::Zsre)
+            .and_then(crate::data::Loaded::strict)
             .expect("the world writes well-formed records")
     }
 
@@ -652,6 +653,7 @@ impl FactWorld {
             Split::Eval => "synthetic/counterfact/eval.json",
         });
         crate::data::from_json(origin, &self.counterfact(split), format)
+            .and_then(crate::data::Loaded::strict)
             .expect("the world writes well-formed records")
     }
 

@@ -77,6 +77,7 @@ fn run_with(
         train: &train,
         eval: &eval,
         source: None,
+        skipped: Vec::new(),
     };
     let mut editor = HyperEditor::new(config(c));
     let report = run(&mut editor, &input, &scenario).unwrap();
@@ -209,6 +210,7 @@ fn malmen_and_malmen2_train_with_the_kl_locality() {
         train: &recs,
         eval: &recs,
         source: None,
+        skipped: Vec::new(),
     };
     let err = run(
         &mut HyperEditor::<Cpu>::new(config(c)),
@@ -235,6 +237,7 @@ fn mend_trains_the_sum_predictor() {
         train: &train,
         eval: &eval,
         source: None,
+        skipped: Vec::new(),
     };
     let mut editor = HyperEditor::<Cpu>::new(c);
     let report = run(&mut editor, &input, &scenario).unwrap();
@@ -359,4 +362,74 @@ fn checkpoints_round_trip_and_refuse_other_models() {
         "{err}"
     );
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Rewrites the editor config in a checkpoint's JSON header.
+fn patch_header(path: &Path, out: &Path, edit: impl Fn(&mut serde_json::Value)) {
+    let raw = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(raw[..8].try_into().unwrap()) as usize;
+    let mut head: serde_json::Value = serde_json::from_slice(&raw[8..8 + n]).unwrap();
+    let meta = head["__metadata__"]["emsedit"].as_str().unwrap();
+    let mut inner: serde_json::Value = serde_json::from_str(meta).unwrap();
+    edit(&mut inner);
+    head["__metadata__"]["emsedit"] = serde_json::Value::String(inner.to_string());
+    let mut text = head.to_string().into_bytes();
+    while !text.len().is_multiple_of(8) {
+        text.push(b' ');
+    }
+    let mut bytes = (text.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&text);
+    bytes.extend_from_slice(&raw[8 + n..]);
+    std::fs::write(out, bytes).unwrap();
+}
+
+#[test]
+fn checkpoint_headers_are_checked_against_the_stored_tensors() {
+    seed::<Cpu>(&cpu(), 1);
+    let lm = CausalLm::<Cpu>::load(&fixture(), &cpu()).unwrap();
+    let dir = std::env::temp_dir().join(format!("emsedit-ckpt-hdr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("seq.safetensors");
+    let mut editor =
+        HyperEditor::<Cpu>::new(config(HyperEditorConfig::emsedit_sequential(modules())));
+    editor.save(&lm, &path).unwrap();
+    assert!(HyperEditor::<Cpu>::load(&lm, &path).is_ok());
+    // Each would ask for gigabytes to terabytes if the networks were built from the header.
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: [(&str, Edit, &str); 5] = [
+        (
+            "rank",
+            Box::new(|h| h["config"]["hyper"]["rank"] = 1_000_000_000.into()),
+            "rank",
+        ),
+        (
+            "blocks",
+            Box::new(|h| h["config"]["hyper"]["blocks"] = 1_000_000.into()),
+            "blocks",
+        ),
+        (
+            "steps",
+            Box::new(|h| h["config"]["steps"] = 1_000_000_000.into()),
+            "steps",
+        ),
+        (
+            "steps-fits",
+            Box::new(|h| h["config"]["steps"] = 3.into()),
+            "the file stores",
+        ),
+        (
+            "header-steps",
+            Box::new(|h| h["steps"] = 1_000_000_000.into()),
+            "the file stores",
+        ),
+    ];
+    for (name, edit, expect) in cases {
+        let out = dir.join(format!("{name}.safetensors"));
+        patch_header(&path, &out, edit);
+        let err = HyperEditor::<Cpu>::load(&lm, &out).unwrap_err().to_string();
+        assert!(
+            err.contains(expect) && err.contains(&format!("{name}.safetensors")),
+            "{name}: {err}"
+        );
+    }
 }

@@ -66,6 +66,7 @@ fn records(offset: usize, n: usize) -> Vec<EditRecord> {
                     relations[(i + 1) % 4].0.replace("{}", other),
                     answers[i % answers.len()],
                 )],
+                ripple: None,
             }
         })
         .collect()
@@ -90,6 +91,7 @@ fn ft_sequential_run_raises_efficacy() {
         train: &train,
         eval: &eval,
         source: None,
+        skipped: Vec::new(),
     };
     let mut config = ScenarioConfig::sequential(1, 8);
     config.curve = true;
@@ -130,6 +132,7 @@ fn too_few_records_is_a_config_error() {
         train: &train,
         eval: &eval,
         source: None,
+        skipped: Vec::new(),
     };
     let err = run(&mut ft(), &input, &ScenarioConfig::batch(4)).unwrap_err();
     assert!(
@@ -173,6 +176,7 @@ fn counterfact_batch_run_scores_both_ways() {
         train: &train,
         eval: &eval,
         source: None,
+        skipped: Vec::new(),
     };
     let report = run(&mut ft(), &input, &ScenarioConfig::batch(4)).unwrap();
     let seq = report

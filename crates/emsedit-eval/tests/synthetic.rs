@@ -36,7 +36,7 @@ fn write_and_load(world: &FactWorld, name: &str) -> Loaded {
     let scratch = Scratch::new(name);
     world.write(&scratch.0).unwrap();
     let d = &scratch.0;
-    let ld = |p: &str, ds| load(&d.join(p), ds).unwrap();
+    let ld = |p: &str, ds| load(&d.join(p), ds).unwrap().strict().unwrap();
     Loaded {
         zsre: [
             ld("zsre/train.json", Dataset::Zsre),
@@ -98,12 +98,14 @@ fn data_folders_resolve_their_splits() {
     let scratch = Scratch::new("splits");
     world.write(&scratch.0).unwrap();
     let (train, eval) = load_splits(&scratch.0.join("zsre"), Dataset::Zsre).unwrap();
+    let (train, eval) = (train.strict().unwrap(), eval.strict().unwrap());
     assert_eq!((train.len(), eval.len()), (20, 25));
     assert_eq!(train, world.zsre_records(Split::Train));
     assert_eq!(eval, world.zsre_records(Split::Eval));
     // CounterFact: the eval split is read with every paraphrase and neighbour.
     let (train, eval) =
         load_splits(&scratch.0.join("counterfact"), Dataset::CounterfactEval).unwrap();
+    let (train, eval) = (train.records, eval.records);
     assert_eq!(
         train,
         world.counterfact_records(Split::Train, Dataset::CounterfactTrain)
@@ -120,7 +122,10 @@ fn data_folders_resolve_their_splits() {
         let from = scratch.0.join(format!("zsre/{from}.json"));
         std::fs::copy(from, mend.join(format!("{to}.json"))).unwrap();
     }
-    assert_eq!(load_splits(&mend, Dataset::Zsre).unwrap().1.len(), 25);
+    assert_eq!(
+        load_splits(&mend, Dataset::Zsre).unwrap().1.records.len(),
+        25
+    );
     // A folder without an eval file names the folder and what was looked for.
     std::fs::remove_file(mend.join("zsre_mend_eval.json")).unwrap();
     let err = load_splits(&mend, Dataset::Zsre).unwrap_err().to_string();

@@ -128,6 +128,7 @@ fn ultraedit2_runs_through_the_driver() {
         train: &recs,
         eval: &recs,
         source: None,
+        skipped: Vec::new(),
     };
     let mut config = UltraEditConfig::new(MODULES.iter().map(|s| s.to_string()).collect());
     config.steps = 2;

@@ -104,6 +104,14 @@ pub enum LlmError {
         /// The architectures that offer it.
         supported: &'static str,
     },
+    /// A weight or a weight update with NaN or infinite entries.
+    #[error("{what} of `{name}` is not finite (NaN or infinite entries)")]
+    NonFinite {
+        /// The module or tensor.
+        name: String,
+        /// `shift`, `weight`, ...
+        what: &'static str,
+    },
     /// A shift whose shape does not match the module.
     #[error("shift for `{name}` is {found:?}, the weight is {expected:?}")]
     ShiftShape {

@@ -59,6 +59,6 @@ pub use batch::{Batch, IGNORE};
 pub use config::ModelConfig;
 pub use emsedit_tensor as tensor;
 pub use error::LlmError;
-pub use lm::{CausalLm, EditGrads, Objective, cross_entropy, kl_divergence};
+pub use lm::{CausalLm, EditGrads, Objective, all_finite, cross_entropy, kl_divergence};
 pub use taps::{ModuleId, Taps};
 pub use tokenizer::LmTokenizer;

@@ -245,7 +245,7 @@ impl<B: Backend> CausalLm<B> {
     }
 
     /// `W ← W + Δ`; returns the previous weight, which [`CausalLm::set_weight`] restores
-    /// bit for bit.
+    /// bit for bit. A Δ (or a sum) with NaN or infinite entries is refused and changes nothing.
     pub fn apply_shift(
         &mut self,
         id: ModuleId,
@@ -259,7 +259,14 @@ impl<B: Backend> CausalLm<B> {
                 found: delta.dims(),
             });
         }
-        self.set_weight(id, old.clone() + delta.clone())?;
+        let new = old.clone() + delta.clone();
+        if !all_finite(&new) {
+            return Err(LlmError::NonFinite {
+                name: self.module_name(id),
+                what: "shift",
+            });
+        }
+        self.set_weight(id, new)?;
         Ok(old)
     }
 
@@ -482,4 +489,10 @@ pub fn cross_entropy<B: Backend>(
     let logp = log_softmax(logits.reshape([b * time, vocab]).select(0, rows), 1);
     let picked = logp.gather(1, targets);
     Ok(picked.mean().neg())
+}
+
+/// Whether every entry of `t` is finite: its sum is (a NaN or infinity anywhere makes the sum
+/// NaN or infinite; so does a sum that overflows f32, which no sane weight reaches).
+pub fn all_finite<B: Backend, const D: usize>(t: &Tensor<B, D>) -> bool {
+    t.clone().sum().into_scalar().elem::<f32>().is_finite()
 }

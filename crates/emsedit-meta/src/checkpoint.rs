@@ -126,15 +126,73 @@ pub fn save<B: Backend, C: Serialize>(
     safetensors::serialize_to_file(views, Some(metadata), path).map_err(|e| fail(e.to_string()))
 }
 
-/// Reads a checkpoint: its header's config goes to `build`, which makes the networks (with
-/// the shapes that config implies for the current model) and the model's fingerprint; the
-/// networks are then filled from the file. Returns the config, the networks and what `build`
-/// added.
+/// The networks a checkpoint stores, read from its tensor directory (nothing allocated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// Step networks (`net.K.*`).
+    pub steps: usize,
+    /// Shape groups per step (`net.0.G.*`).
+    pub groups: usize,
+    /// Residual blocks per network (5 parameter tensors each, then η and λ̂).
+    pub blocks: usize,
+    /// Per step, the rank of its networks (columns of the first block's A), 0 without blocks.
+    pub ranks: Vec<usize>,
+    /// Per group, the width D = a + b of its network (from the normalizer's mean).
+    pub dims: Vec<usize>,
+}
+
+fn stored(st: &SafeTensors) -> Result<Stored, String> {
+    let count = |prefix: &dyn Fn(usize) -> String| {
+        (0..).take_while(|&i| st.tensor(&prefix(i)).is_ok()).count()
+    };
+    let steps = count(&|k| format!("net.{k}.0.norm.mean"));
+    let groups = count(&|g| format!("net.0.{g}.norm.mean"));
+    let params = count(&|i| format!("net.0.0.param.{i}"));
+    if steps == 0 || groups == 0 || params < 2 || (params - 2) % 5 != 0 {
+        return Err(format!(
+            "{steps} step network(s), {groups} group(s) and {params} parameter tensors: \
+             not a complete set of hypernetworks"
+        ));
+    }
+    let blocks = (params - 2) / 5;
+    let dim = |name: String| {
+        st.tensor(&name)
+            .ok()
+            .and_then(|v| v.shape().get(1).copied())
+    };
+    let ranks = (0..steps)
+        .map(|k| {
+            if blocks == 0 {
+                Some(0)
+            } else {
+                dim(format!("net.{k}.0.param.0"))
+            }
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or("a step network without its first block")?;
+    let dims = (0..groups)
+        .map(|g| dim(format!("net.0.{g}.norm.mean")))
+        .collect::<Option<Vec<_>>>()
+        .ok_or("a normalizer that is not 1 × D")?;
+    Ok(Stored {
+        steps,
+        groups,
+        blocks,
+        ranks,
+        dims,
+    })
+}
+
+/// Reads a checkpoint. Its header's config goes to `build` together with what the file stores
+/// ([`Stored`], read from the tensor directory): `build` must check the config against it
+/// before it makes anything, then make the networks (with the shapes the config implies for
+/// the current model) and the model's fingerprint; the networks are then filled from the
+/// file. Returns the config, the networks and what `build` added.
 #[allow(clippy::type_complexity)]
 pub fn load<B: Backend, C: for<'de> Deserialize<'de>, T>(
     path: &Path,
     device: &B::Device,
-    build: impl FnOnce(&C) -> Result<(String, Vec<Vec<HyperNet<B>>>, T), MetaError>,
+    build: impl FnOnce(&C, &Stored) -> Result<(String, Vec<Vec<HyperNet<B>>>, T), MetaError>,
 ) -> Result<(C, Vec<Vec<HyperNet<B>>>, T), MetaError> {
     let fail = |detail: String| MetaError::Checkpoint {
         path: path.to_path_buf(),
@@ -155,7 +213,15 @@ pub fn load<B: Backend, C: for<'de> Deserialize<'de>, T>(
             header.format
         )));
     }
-    let (fingerprint, mut nets, extra) = build(&header.config)
+    let st = SafeTensors::deserialize(&raw).map_err(|e| fail(e.to_string()))?;
+    let layout = stored(&st).map_err(fail)?;
+    if (header.steps, header.groups) != (layout.steps, layout.groups) {
+        return Err(fail(format!(
+            "the header says {} step(s) × {} group(s), the file stores {} × {}",
+            header.steps, header.groups, layout.steps, layout.groups
+        )));
+    }
+    let (fingerprint, mut nets, extra) = build(&header.config, &layout)
         .map_err(|e| fail(format!("made for another model or module set: {e}")))?;
     if header.fingerprint != fingerprint {
         return Err(fail(format!(
@@ -163,7 +229,6 @@ pub fn load<B: Backend, C: for<'de> Deserialize<'de>, T>(
             header.fingerprint
         )));
     }
-    let st = SafeTensors::deserialize(&raw).map_err(|e| fail(e.to_string()))?;
     let read = |name: &str| -> Result<(Vec<usize>, Vec<f64>), MetaError> {
         let view = st
             .tensor(name)

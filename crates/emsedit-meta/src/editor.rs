@@ -1,5 +1,6 @@
 //! The interface every editor implements, and what it edits with.
 
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use emsedit_llm::{Batch, CausalLm, ModuleId};
 
@@ -25,12 +26,61 @@ pub trait Editor<B: Backend> {
     /// A short name for reports (`FT`, `MALMEN2`, `EMSEdit`, ...).
     fn name(&self) -> String;
 
-    /// Trains the editor on `stream` (a no-op for training-free editors). The model may be
-    /// changed; the caller restores the pristine weights afterwards.
+    /// Trains the editor on `stream` (a no-op for training-free editors). The model comes back
+    /// exactly as it was given, whether training succeeds or fails.
     fn train(&mut self, lm: &mut CausalLm<B>, stream: &[EditBatch]) -> Result<(), MetaError>;
 
-    /// Applies one edit batch to `lm`, on top of whatever it already holds.
+    /// Applies one edit batch to `lm`, on top of whatever it already holds. An edit that fails
+    /// (e.g. a non-finite update) leaves `lm` as it was.
     fn edit(&mut self, lm: &mut CausalLm<B>, batch: &EditBatch) -> Result<(), MetaError>;
+}
+
+/// The weights of some modules, to put back exactly.
+pub struct Snapshot<B: Backend> {
+    saved: Vec<(ModuleId, Tensor<B, 2>)>,
+}
+
+impl<B: Backend> Snapshot<B> {
+    /// The current weights of `modules`.
+    pub fn take(lm: &CausalLm<B>, modules: &[ModuleId]) -> Self {
+        Self {
+            saved: modules.iter().map(|&m| (m, lm.weight(m))).collect(),
+        }
+    }
+
+    /// Puts the weights back, bit for bit.
+    pub fn restore(self, lm: &mut CausalLm<B>) -> Result<(), MetaError> {
+        for (m, w) in self.saved {
+            lm.set_weight(m, w)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `f`; when it fails, restores the weights before returning its error.
+    pub fn or_restore<T>(
+        self,
+        lm: &mut CausalLm<B>,
+        f: impl FnOnce(&mut CausalLm<B>) -> Result<T, MetaError>,
+    ) -> Result<T, MetaError> {
+        match f(lm) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                self.restore(lm)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs `f`, then restores the weights whatever its outcome.
+    pub fn around<T>(
+        self,
+        lm: &mut CausalLm<B>,
+        f: impl FnOnce(&mut CausalLm<B>) -> Result<T, MetaError>,
+    ) -> Result<T, MetaError> {
+        let out = f(lm);
+        self.restore(lm)?;
+        out
+    }
 }
 
 /// Resolves HF module names against a model.

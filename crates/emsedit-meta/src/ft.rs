@@ -1,13 +1,14 @@
 //! The fine-tuning baseline (EasyEdit's FT-L style): Adam on the edited modules' weights,
 //! minimizing the cross-entropy of the edit tuples' targets.
 
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use emsedit_llm::CausalLm;
+use emsedit_llm::{CausalLm, LlmError, ModuleId, all_finite};
 use emsedit_tensor::{Adam, AdamConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::MetaError;
-use crate::editor::{EditBatch, Editor, resolve_modules};
+use crate::editor::{EditBatch, Editor, Snapshot, resolve_modules};
 
 /// FT hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,13 +61,26 @@ impl<B: Backend> Editor<B> for Ft {
     fn edit(&mut self, lm: &mut CausalLm<B>, batch: &EditBatch) -> Result<(), MetaError> {
         let modules = resolve_modules(lm, &self.config.modules)?;
         let start: Vec<_> = modules.iter().map(|&m| lm.weight(m)).collect();
+        Snapshot::take(lm, &modules)
+            .or_restore(lm, |lm| self.fine_tune(lm, batch, &modules, &start))
+    }
+}
+
+impl Ft {
+    fn fine_tune<B: Backend>(
+        &self,
+        lm: &mut CausalLm<B>,
+        batch: &EditBatch,
+        modules: &[ModuleId],
+        start: &[Tensor<B, 2>],
+    ) -> Result<(), MetaError> {
         let mut adam = Adam::<B>::new(AdamConfig {
             lr: self.config.lr,
             ..AdamConfig::default()
         });
         for _ in 0..self.config.steps {
             for micro in &batch.edit {
-                let grads = lm.edit_gradients(micro, &modules)?;
+                let grads = lm.edit_gradients(micro, modules)?;
                 for (slot, (&m, gamma)) in modules.iter().zip(grads.gammas).enumerate() {
                     let mut w = adam.step(slot, lm.weight(m), gamma)?;
                     if let Some(eps) = self.config.norm_constraint {
@@ -75,6 +89,12 @@ impl<B: Backend> Editor<B> for Ft {
                             .clone()
                             .max_pair(w0.clone().sub_scalar(eps))
                             .min_pair(w0.clone().add_scalar(eps));
+                    }
+                    if !all_finite(&w) {
+                        return Err(MetaError::Llm(LlmError::NonFinite {
+                            name: lm.module_name(m),
+                            what: "fine-tuned weight",
+                        }));
                     }
                     lm.set_weight(m, w)?;
                 }

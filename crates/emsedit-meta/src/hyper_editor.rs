@@ -9,7 +9,8 @@ use emsedit_llm::{CausalLm, Objective};
 use serde::{Deserialize, Serialize};
 
 use crate::MetaError;
-use crate::editor::{EditBatch, Editor, resolve_modules};
+use crate::checkpoint::Stored;
+use crate::editor::{EditBatch, Editor, Snapshot, resolve_modules};
 use crate::hypernet::{HyperConfig, HyperNet, Params};
 use crate::predict::{Prediction, Predictor};
 use crate::steps::{
@@ -119,6 +120,73 @@ impl HyperEditorConfig {
             steps,
             locality: Locality::Kl { loc_coef: 0.6 },
             ..Self::emsedit_batch(modules)
+        }
+    }
+}
+
+/// Largest accepted back-propagation steps K, rank r and blocks (far above the paper's 2–3,
+/// 1920 and 4): larger values are a config error, not an allocation failure.
+pub const MAX_STEPS: usize = 64;
+/// See [`MAX_STEPS`].
+pub const MAX_RANK: usize = 16_384;
+/// See [`MAX_STEPS`].
+pub const MAX_BLOCKS: usize = 64;
+
+impl HyperEditorConfig {
+    /// Refuses absurd or impossible settings, naming the key.
+    pub fn check(&self) -> Result<(), MetaError> {
+        let bad = |key: &str, detail: String| {
+            Err(MetaError::Config(format!(
+                "{}: `{key}` {detail}",
+                self.name
+            )))
+        };
+        if self.steps == 0 || self.steps > MAX_STEPS {
+            return bad(
+                "steps",
+                format!("= {} (must be 1 to {MAX_STEPS})", self.steps),
+            );
+        }
+        if self.hyper.rank == 0 || self.hyper.rank > MAX_RANK {
+            return bad(
+                "rank",
+                format!("= {} (must be 1 to {MAX_RANK})", self.hyper.rank),
+            );
+        }
+        if self.hyper.blocks > MAX_BLOCKS {
+            return bad(
+                "blocks",
+                format!("= {} (at most {MAX_BLOCKS})", self.hyper.blocks),
+            );
+        }
+        for (key, v) in [("lr", self.hyper.lr), ("meta_lr", self.meta_lr)] {
+            if !v.is_finite() || v < 0.0 {
+                return bad(key, format!("= {v} (must be finite and not negative)"));
+            }
+        }
+        if !self.max_grad_norm.is_finite() || self.max_grad_norm <= 0.0 {
+            return bad(
+                "max_grad_norm",
+                format!("= {} (must be finite and positive)", self.max_grad_norm),
+            );
+        }
+        Ok(())
+    }
+
+    /// Step networks per shape group: 1 shared, or one per step.
+    pub fn networks(&self) -> usize {
+        match self.layout {
+            Layout::Shared => 1,
+            Layout::StepSpecific => self.steps,
+        }
+    }
+
+    /// Rank of step network k: ⌊r/(k+1)⌋ with rank decay (at least 1), else r.
+    pub fn rank(&self, k: usize) -> usize {
+        if self.rank_decay {
+            (self.hyper.rank / (k + 1)).max(1)
+        } else {
+            self.hyper.rank
         }
     }
 }
@@ -300,13 +368,15 @@ impl<B: Backend> HyperEditor<B> {
         trace: Option<&mut TrainTrace<B>>,
     ) -> Result<(), MetaError> {
         self.ensure(lm)?;
-        match self.config.layout {
+        let modules = self.state.as_ref().expect("built").groups.modules.clone();
+        // Training edits the model as it goes; it hands it back as it came.
+        Snapshot::take(lm, &modules).around(lm, |lm| match self.config.layout {
             Layout::Shared => self.train_shared(lm, stream, trace),
             Layout::StepSpecific if self.config.backtrack.is_some() => {
                 self.train_rl(lm, stream, trace)
             }
             Layout::StepSpecific => self.train_step_specific(lm, stream, trace),
-        }
+        })
     }
 
     /// Adam steps the (first) hypernetwork has taken over all [`Editor::train`] calls: the
@@ -331,14 +401,40 @@ impl<B: Backend> HyperEditor<B> {
     /// Loads an editor saved by [`HyperEditor::save`], refusing a checkpoint made for another
     /// model or module set.
     pub fn load(lm: &CausalLm<B>, path: &std::path::Path) -> Result<Self, MetaError> {
-        let (config, nets, groups) =
-            crate::checkpoint::load(path, lm.device(), |config: &HyperEditorConfig| {
+        let (config, nets, groups) = crate::checkpoint::load(
+            path,
+            lm.device(),
+            |config: &HyperEditorConfig, stored: &Stored| {
+                config.check()?;
+                // The header must describe the stored networks before any is built from it.
+                let groups = Groups::new(lm, resolve_modules(lm, &config.modules)?);
+                let expected = Stored {
+                    steps: config.networks(),
+                    groups: groups.shapes.len(),
+                    blocks: config.hyper.blocks,
+                    ranks: (0..config.networks())
+                        .map(|k| {
+                            if config.hyper.blocks == 0 {
+                                0
+                            } else {
+                                config.rank(k)
+                            }
+                        })
+                        .collect(),
+                    dims: groups.shapes.iter().map(|([a, b], _)| a + b).collect(),
+                };
+                if *stored != expected {
+                    return Err(MetaError::Config(format!(
+                        "the header's config implies {expected:?}, the file stores {stored:?}"
+                    )));
+                }
                 let mut editor = Self::new(config.clone());
                 editor.ensure(lm)?;
                 let state = editor.state.expect("built");
                 let print = crate::checkpoint::fingerprint(lm, &state.groups);
                 Ok((print, state.nets, state.groups))
-            })?;
+            },
+        )?;
         let opt = MetaOptimizer::new(nets.iter().map(Vec::len).sum(), config.meta_lr);
         Ok(Self {
             config,
@@ -350,23 +446,15 @@ impl<B: Backend> HyperEditor<B> {
         if self.state.is_some() {
             return Ok(());
         }
-        if self.config.steps == 0 {
-            return Err(MetaError::Config(format!(
-                "{} needs at least one step",
-                self.config.name
-            )));
-        }
+        self.config.check()?;
         let groups = Groups::new(lm, resolve_modules(lm, &self.config.modules)?);
-        let count = match self.config.layout {
-            Layout::Shared => 1,
-            Layout::StepSpecific => self.config.steps,
-        };
+        let count = self.config.networks();
         let nets = (0..count)
             .map(|k| {
-                let mut hyper = self.config.hyper;
-                if self.config.rank_decay {
-                    hyper.rank = (hyper.rank / (k + 1)).max(1);
-                }
+                let hyper = HyperConfig {
+                    rank: self.config.rank(k),
+                    ..self.config.hyper
+                };
                 groups.nets(&hyper, lm.device())
             })
             .collect::<Vec<_>>();
@@ -646,12 +734,14 @@ impl<B: Backend> Editor<B> for HyperEditor<B> {
         let steps = self.config.steps;
         let predictor = self.config.predictor;
         let state = self.state.as_mut().expect("built");
-        for k in 0..steps {
-            let s = state.step(k);
-            let caches = cache(lm, &batch.edit, &state.groups, &mut state.nets[s])?;
-            let preds = predict_all(&caches, &state.groups, &state.nets[s], predictor)?;
-            apply(lm, &state.groups, &preds)?;
-        }
-        Ok(())
+        Snapshot::take(lm, &state.groups.modules).or_restore(lm, |lm| {
+            for k in 0..steps {
+                let s = state.step(k);
+                let caches = cache(lm, &batch.edit, &state.groups, &mut state.nets[s])?;
+                let preds = predict_all(&caches, &state.groups, &state.nets[s], predictor)?;
+                apply(lm, &state.groups, &preds)?;
+            }
+            Ok(())
+        })
     }
 }

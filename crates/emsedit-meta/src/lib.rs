@@ -27,7 +27,7 @@ pub mod predict;
 pub mod steps;
 mod ultraedit;
 
-pub use editor::{EditBatch, Editor, resolve_modules};
+pub use editor::{EditBatch, Editor, Snapshot, resolve_modules};
 pub use emsedit_llm as llm;
 pub use error::MetaError;
 pub use ft::{Ft, FtConfig};

@@ -7,7 +7,7 @@ use emsedit_llm::CausalLm;
 use serde::{Deserialize, Serialize};
 
 use crate::MetaError;
-use crate::editor::{EditBatch, Editor, resolve_modules};
+use crate::editor::{EditBatch, Editor, Snapshot, resolve_modules};
 use crate::hypernet::{HyperConfig, HyperNet};
 use crate::predict::Predictor;
 use crate::steps::{Groups, apply, cache, predict_all};
@@ -87,21 +87,23 @@ impl<B: Backend> Editor<B> for UltraEdit<B> {
         }
         let quirk = self.config.reference_quirks && !batch.records.is_multiple_of(4);
         let (groups, nets) = self.state.as_mut().expect("built");
-        for step in nets.iter_mut() {
-            let mut caches = cache(lm, &batch.edit, groups, step)?;
-            if quirk {
-                let last = batch.edit.last().map_or(0, |b| b.label_positions().len());
-                for (_, g) in caches.iter_mut() {
-                    let [n, w] = g.dims();
-                    *g = g.clone().slice_assign(
-                        [n - last..n, 0..w],
-                        g.clone().slice([n - last..n, 0..w]).zeros_like(),
-                    );
+        Snapshot::take(lm, &groups.modules).or_restore(lm, |lm| {
+            for step in nets.iter_mut() {
+                let mut caches = cache(lm, &batch.edit, groups, step)?;
+                if quirk {
+                    let last = batch.edit.last().map_or(0, |b| b.label_positions().len());
+                    for (_, g) in caches.iter_mut() {
+                        let [n, w] = g.dims();
+                        *g = g.clone().slice_assign(
+                            [n - last..n, 0..w],
+                            g.clone().slice([n - last..n, 0..w]).zeros_like(),
+                        );
+                    }
                 }
+                let preds = predict_all(&caches, groups, step, Predictor::Normalized)?;
+                apply(lm, groups, &preds)?;
             }
-            let preds = predict_all(&caches, groups, step, Predictor::Normalized)?;
-            apply(lm, groups, &preds)?;
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }

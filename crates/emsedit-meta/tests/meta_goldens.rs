@@ -19,6 +19,12 @@ use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
 const TOL: f64 = 1e-4;
+/// Parameters after an Adam step. Adam divides each gradient entry by its own magnitude plus
+/// ε = 1e-8, so an entry whose gradient is near ε turns the (checked, ≤ 1e-4) rounding of
+/// the gradient into an update error of up to about lr · Δg / ε: the first update of a
+/// zero-initialised block then differs by 2e-4 of its largest entry between AVX2 and AVX-512
+/// matrix kernels. The gradients Adam is given are held to [`TOL`].
+const TOL_UPDATED: f64 = 1e-3;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -151,7 +157,12 @@ impl Report {
         let err = if scale > 0.0 { diff / scale } else { diff };
         let worst = self.worst.entry(quantity.to_string()).or_insert(0.0);
         *worst = worst.max(err);
-        if err > TOL || err.is_nan() {
+        let tol = if quantity.starts_with("updated") {
+            TOL_UPDATED
+        } else {
+            TOL
+        };
+        if err > tol || err.is_nan() {
             self.failures.push(format!("{name}: {err:.3e}"));
         }
     }
@@ -258,7 +269,7 @@ fn check(case_name: &str) {
     }
     assert!(
         report.failures.is_empty(),
-        "{case_name}: above {TOL:e}:\n{}",
+        "{case_name}: above {TOL:e} ({TOL_UPDATED:e} for updated parameters):\n{}",
         report.failures.join("\n")
     );
 }

@@ -8,7 +8,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use emsedit::eval::data::{Dataset, EditRecord, from_json, load};
+use emsedit::eval::data::{
+    Dataset, EditRecord, Loaded, Skipped, from_json, load, ripple_split, skip_summary,
+};
 use emsedit::eval::scenario::{Report, Run, run};
 use emsedit::eval::synthetic::{FactWorld, Split, WorldConfig};
 use emsedit::llm::{CausalLm, LmTokenizer};
@@ -105,7 +107,8 @@ impl Results {
     }
 }
 
-type Split2 = (Vec<EditRecord>, Vec<EditRecord>);
+/// Train and eval records, and the records the loaders skipped.
+type Split2 = (Vec<EditRecord>, Vec<EditRecord>, Vec<Skipped>);
 
 /// Loaded models and data, shared by the cells that use them.
 struct Inputs<B: Backend> {
@@ -134,8 +137,12 @@ impl<B: Backend> Inputs<B> {
         let key = serde_json::json!([&cell.data, cell.world]).to_string();
         if !self.data.contains_key(&key) {
             let records = self.read(cell)?;
+            let note = match skip_summary(&records.2) {
+                s if s.is_empty() => s,
+                s => format!("; {s}"),
+            };
             info!(
-                "data {}: {} train and {} eval records",
+                "data {}: {} train and {} eval records{note}",
                 cell.dataset,
                 records.0.len(),
                 records.1.len()
@@ -147,7 +154,7 @@ impl<B: Backend> Inputs<B> {
 
     fn read(&mut self, cell: &Cell) -> Result<Split2, String> {
         let d = &cell.data;
-        let (mut train, mut eval) = if d.kind.synthetic() {
+        let (mut train, mut eval, skipped) = if d.kind.synthetic() {
             let config: WorldConfig = cell.world.ok_or("synthetic data without a world")?;
             let wkey = serde_json::to_string(&config).map_err(|e| e.to_string())?;
             let world = self
@@ -158,10 +165,12 @@ impl<B: Backend> Inputs<B> {
                 DatasetKind::SyntheticZsre => (
                     world.zsre_records(Split::Train),
                     world.zsre_records(Split::Eval),
+                    Vec::new(),
                 ),
                 _ => {
                     let conv = |split, origin: &str, format| {
                         from_json(Path::new(origin), &world.counterfact(split), format)
+                            .and_then(Loaded::strict)
                             .map_err(|e| e.to_string())
                     };
                     (
@@ -175,6 +184,7 @@ impl<B: Backend> Inputs<B> {
                             "synthetic/counterfact/eval.json",
                             Dataset::CounterfactEval,
                         )?,
+                        Vec::new(),
                     )
                 }
             }
@@ -189,16 +199,25 @@ impl<B: Backend> Inputs<B> {
                     .map(|p| resolve(&self.root, p))
                     .ok_or_else(|| format!("data set {}: a file is missing", cell.dataset))
             };
+            let (train, eval) = (file(&d.train)?, file(&d.eval)?);
+            let read = |p: &Path, f| load(p, f).map_err(|e| e.to_string());
+            let (train, eval) = if train == eval && d.kind == DatasetKind::Ripple {
+                // One RippleEdits file for both: its documented split.
+                ripple_split(read(&train, train_format)?)
+            } else {
+                (read(&train, train_format)?, read(&eval, eval_format)?)
+            };
             (
-                load(&file(&d.train)?, train_format).map_err(|e| e.to_string())?,
-                load(&file(&d.eval)?, eval_format).map_err(|e| e.to_string())?,
+                train.records,
+                eval.records,
+                [train.skipped, eval.skipped].concat(),
             )
         };
         if let Some(n) = d.limit {
             train.truncate(n);
             eval.truncate(n);
         }
-        Ok((train, eval))
+        Ok((train, eval, skipped))
     }
 }
 
@@ -214,7 +233,7 @@ fn run_cell<B: Backend>(inputs: &mut Inputs<B>, cell: &Cell) -> Result<Record, S
     inputs.data(cell)?;
     inputs.model(cell)?;
     let data_key = serde_json::json!([&cell.data, cell.world]).to_string();
-    let (train, eval) = &inputs.data[&data_key];
+    let (train, eval, skipped) = &inputs.data[&data_key];
     let (lm, tok) = &inputs.models[&cell.model_path];
     let input = Run {
         model: lm,
@@ -222,6 +241,7 @@ fn run_cell<B: Backend>(inputs: &mut Inputs<B>, cell: &Cell) -> Result<Record, S
         train,
         eval,
         source: None,
+        skipped: skipped.clone(),
     };
     reset_peak_memory();
     let start = Instant::now();

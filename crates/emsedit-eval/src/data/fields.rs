@@ -69,11 +69,22 @@ impl<'a> Fields<'a> {
         Ok(s.to_string())
     }
 
-    /// A non-empty string (targets: an empty one cannot be scored).
-    pub fn nonempty(&self, field: &str, v: &Value) -> Result<String, DataError> {
+    /// A non-blank string field: a blank one makes the record unusable
+    /// ([`DataError::Unusable`], which loaders turn into a skipped record).
+    pub fn nonempty(&self, field: &str) -> Result<String, DataError> {
+        self.nonempty_text(field, self.value(field)?)
+    }
+
+    /// `v` as non-blank text (prompts and targets: a blank one cannot be edited or scored).
+    pub fn nonempty_text(&self, field: &str, v: &Value) -> Result<String, DataError> {
         let s = self.text(field, v)?;
         if s.trim().is_empty() {
-            return Err(self.error(field, "empty text"));
+            return Err(DataError::Unusable {
+                path: self.path.to_path_buf(),
+                record: self.index,
+                field: field.to_string(),
+                reason: "empty text".into(),
+            });
         }
         Ok(s)
     }

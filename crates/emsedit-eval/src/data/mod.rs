@@ -2,11 +2,15 @@
 
 mod collate;
 mod fields;
+mod formats;
 mod json;
 mod records;
+pub mod ripple;
+mod splits;
 mod tokenize;
 
 pub use collate::{MicroBatch, collate};
 pub use fields::MAX_TEXT_BYTES;
-pub use records::{Dataset, EditRecord, Tuple, from_json, load, load_splits};
+pub use records::{Dataset, EditRecord, Loaded, Skipped, Tuple, from_json, load, skip_summary};
+pub use splits::{load_splits, ripple_is_eval, ripple_split};
 pub use tokenize::{TokenizedTuple, tokenize};

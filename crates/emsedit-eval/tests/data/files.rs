@@ -51,7 +51,7 @@ fn write(name: &str, records: Vec<serde_json::Value>) -> PathBuf {
 #[test]
 fn zsre_records_become_tuples() {
     let path = write("zsre.json", (0..5).map(zsre_record).collect());
-    let recs = load(&path, Dataset::Zsre).unwrap();
+    let recs = load(&path, Dataset::Zsre).unwrap().records;
     assert_eq!(recs.len(), 5);
     let r = &recs[3];
     assert_eq!(r.edit.prompt, "What is the capital of Entity3?");
@@ -68,8 +68,8 @@ fn zsre_records_become_tuples() {
 #[test]
 fn counterfact_train_and_eval_variants() {
     let path = write("cf.json", (0..3).map(counterfact_record).collect());
-    let train = load(&path, Dataset::CounterfactTrain).unwrap();
-    let eval = load(&path, Dataset::CounterfactEval).unwrap();
+    let train = load(&path, Dataset::CounterfactTrain).unwrap().records;
+    let eval = load(&path, Dataset::CounterfactEval).unwrap().records;
     assert_eq!((train.len(), eval.len()), (3, 3));
     assert_eq!((train[0].equiv.len(), train[0].unrel.len()), (1, 1));
     assert_eq!((eval[0].equiv.len(), eval[0].unrel.len()), (2, 10));
@@ -97,7 +97,7 @@ fn ripple_train_and_test_formats() {
         "Logical_Generalization": []});
     let bare = json!({"prompt": "P", "target_new": "T"});
     let path = write("ripple.json", vec![train, test, bare]);
-    let recs = load(&path, Dataset::Ripple).unwrap();
+    let recs = load(&path, Dataset::Ripple).unwrap().records;
     assert_eq!(recs[0].equiv[0].prompt, "X's capital is");
     assert_eq!(
         (
@@ -185,12 +185,19 @@ fn missing_field_wrong_type_and_empty_target() {
     );
     expect(err, 1, "src", "type.json");
 
+    // A blank target makes the record unusable: skipped and listed, refused in strict mode.
     let mut r = counterfact_record(0);
     r["requested_rewrite"]["target_new"]["str"] = json!("  ");
-    let path = write("empty.json", vec![r]);
+    let path = write("empty.json", vec![counterfact_record(1), r]);
+    let loaded = load(&path, Dataset::CounterfactEval).unwrap();
+    assert_eq!(loaded.records.len(), 1);
+    assert_eq!(
+        (loaded.skipped[0].record, loaded.skipped[0].field.as_str()),
+        (1, "requested_rewrite.target_new.str")
+    );
     expect(
-        load(&path, Dataset::CounterfactEval).unwrap_err(),
-        0,
+        loaded.strict().unwrap_err(),
+        1,
         "requested_rewrite.target_new.str",
         "empty.json",
     );

@@ -1,83 +1,215 @@
-//! The real data sets under `EMSEDIT_DATA_DIR`: every record of every file loads.
+//! The real data sets under `EMSEDIT_DATA_DIR`: every file loads as published, with the counts,
+//! skipped records and contents its README states.
 //!
 //! Each sub-folder (`zsre/`, `counterfact/`, `ripple_effect/`) is read file by file; a folder
-//! or variable that is not there yet skips with a message that names it.
+//! or variable that is not there skips with a message that names it.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use emsedit_eval::data::{Dataset, EditRecord, load};
+use emsedit_eval::data::ripple::Family;
+use emsedit_eval::data::{Dataset, EditRecord, Loaded, load, load_splits};
 
-fn files(folder: &str) -> Vec<PathBuf> {
+fn dir(folder: &str) -> Option<PathBuf> {
     let Some(dir) = std::env::var_os("EMSEDIT_DATA_DIR") else {
         eprintln!("skipping {folder}: EMSEDIT_DATA_DIR is not set");
-        return Vec::new();
+        return None;
     };
     let dir = PathBuf::from(dir).join(folder);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!("skipping {folder}: {} does not exist yet", dir.display());
-        return Vec::new();
-    };
-    let mut out: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    out.sort();
-    if out.is_empty() {
-        eprintln!("skipping {folder}: no .json files in {}", dir.display());
+    if !dir.is_dir() {
+        eprintln!("skipping {folder}: {} does not exist", dir.display());
+        return None;
     }
+    Some(dir)
+}
+
+/// Every `.json` file of the folder, loaded, by file name.
+fn files(folder: &str, dataset: impl Fn(&str) -> Dataset) -> BTreeMap<String, Loaded> {
+    let Some(dir) = dir(folder) else {
+        return BTreeMap::new();
+    };
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let loaded = load(&path, dataset(&name)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!loaded.records.is_empty(), "{name} has no records");
+        eprintln!(
+            "{name}: {} records, {} skipped",
+            loaded.records.len(),
+            loaded.skipped.len()
+        );
+        out.insert(name, loaded);
+    }
+    assert!(!out.is_empty(), "no .json files in {}", dir.display());
     out
 }
 
-fn check(folder: &str, dataset: impl Fn(&str) -> Dataset, tuples: impl Fn(&EditRecord) -> bool) {
-    for path in files(folder) {
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let records = load(&path, dataset(&name)).unwrap_or_else(|e| panic!("{e}"));
-        assert!(!records.is_empty(), "{name} has no records");
-        let bad = records.iter().position(|r| !tuples(r));
-        assert!(
-            bad.is_none(),
-            "{name}: record {bad:?} has unexpected tuple counts"
-        );
-        let (eq, un): (usize, usize) = records
-            .iter()
-            .fold((0, 0), |(e, u), r| (e + r.equiv.len(), u + r.unrel.len()));
-        eprintln!(
-            "{name}: {} records, {eq} equivalence and {un} locality tuples",
-            records.len()
+fn shape(records: &[EditRecord], equiv: usize, unrel: usize, old: bool) {
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(
+            (r.equiv.len(), r.unrel.len(), r.edit.old_target.is_some()),
+            (equiv, unrel, old),
+            "record {i}"
         );
     }
 }
 
 #[test]
 fn zsre_files_load() {
-    check(
-        "zsre",
-        |_| Dataset::Zsre,
-        |r| r.equiv.len() == 1 && r.unrel.len() == 1,
+    // The records with an empty `alt` (gender questions), as the data README lists them.
+    let expected = [
+        ("zsre_mend_eval-head.json", [54, 103]),
+        ("zsre_mend_train-1k.json", [534, 723]),
+    ];
+    for (name, loaded) in files("zsre", |_| Dataset::Zsre) {
+        shape(&loaded.records, 1, 1, false);
+        let skipped: Vec<(usize, &str, &str)> = loaded
+            .skipped
+            .iter()
+            .map(|s| (s.record, s.field.as_str(), s.reason.as_str()))
+            .collect();
+        let Some((_, at)) = expected.iter().find(|(n, _)| *n == name) else {
+            assert!(skipped.iter().all(|s| s.2 == "empty text"), "{name}");
+            continue;
+        };
+        assert_eq!(
+            skipped,
+            at.map(|i| (i, "alt", "empty text")),
+            "{name}: skipped records"
+        );
+        assert_eq!(loaded.records.len(), 1000 - 2, "{name}");
+        // Values are kept as published: some targets begin with a space.
+        assert!(
+            loaded
+                .records
+                .iter()
+                .any(|r| r.edit.target.starts_with(' '))
+        );
+        assert!(
+            loaded
+                .records
+                .iter()
+                .all(|r| r.unrel[0].prompt.starts_with("nq question: "))
+        );
+    }
+}
+
+#[test]
+fn zsre_first_eval_record() {
+    let Some(dir) = dir("zsre") else { return };
+    let (_, eval) = load_splits(&dir, Dataset::Zsre).unwrap();
+    let r = &eval.records[0];
+    assert_eq!(r.edit.prompt, "What university did Watts Humphrey attend?");
+    assert_eq!(r.edit.target, "University of Michigan");
+    assert_eq!(
+        r.equiv[0].prompt,
+        "What university did Watts Humphrey take part in?"
     );
+    assert_eq!(
+        r.unrel[0].prompt,
+        "nq question: who played desmond doss father in hacksaw ridge?"
+    );
+    assert_eq!(r.unrel[0].target, "Hugo Weaving");
 }
 
 #[test]
 fn counterfact_files_load() {
     let eval = |name: &str| ["eval", "val", "test"].iter().any(|k| name.contains(k));
-    check(
-        "counterfact",
-        |name| {
-            if eval(name) {
-                Dataset::CounterfactEval
-            } else {
-                Dataset::CounterfactTrain
-            }
-        },
-        |r| !r.equiv.is_empty() && !r.unrel.is_empty() && r.edit.old_target.is_some(),
-    );
+    let sizes = [
+        ("counterfact-train.json", 10_000),
+        ("counterfact-val.json", 1_919),
+    ];
+    let loaded = files("counterfact", |name| {
+        if eval(name) {
+            Dataset::CounterfactEval
+        } else {
+            Dataset::CounterfactTrain
+        }
+    });
+    for (name, l) in &loaded {
+        // EasyEdit's format: one paraphrase and one neighbour per record.
+        shape(&l.records, 1, 1, true);
+        assert!(l.skipped.is_empty(), "{name}: {:?}", l.skipped);
+        for r in &l.records {
+            // The neighbour keeps the true object, which is the edit's old target.
+            assert_eq!(
+                r.unrel[0].target.as_str(),
+                r.edit.old_target.as_deref().unwrap()
+            );
+            assert_eq!(
+                r.unrel[0].old_target.as_deref(),
+                Some(r.edit.target.as_str())
+            );
+        }
+        if let Some((_, n)) = sizes.iter().find(|(s, _)| s == name) {
+            assert_eq!(l.records.len(), *n, "{name}");
+        }
+    }
+    if let Some(l) = loaded.get("counterfact-train.json") {
+        let r = &l.records[0];
+        assert_eq!(r.edit.prompt, "Toko Yasuda, the");
+        assert_eq!(
+            (r.edit.target.as_str(), r.edit.old_target.as_deref()),
+            ("piano", Some("guitar"))
+        );
+        assert_eq!(r.equiv[0].prompt, "Toko Yasuda is incredible at");
+        assert_eq!(r.unrel[0].prompt, "John Lennon performs on the");
+    }
 }
 
 #[test]
 fn ripple_files_load() {
-    check(
-        "ripple_effect",
-        |_| Dataset::Ripple,
-        |r| r.equiv.len() == 1 && r.unrel.len() == 1,
-    );
+    for (name, l) in files("ripple_effect", |_| Dataset::Ripple) {
+        shape(&l.records, 1, 1, false);
+        assert!(l.records.iter().all(|r| r.ripple.is_some()), "{name}");
+        if name != "gpt-j-popular.json" {
+            continue;
+        }
+        assert_eq!((l.records.len(), l.skipped.len()), (710, 0));
+        let r = &l.records[0];
+        assert_eq!(
+            r.edit.prompt,
+            "The name of the country of citizenship of Leonardo DiCaprio is"
+        );
+        assert_eq!(r.edit.target, "Syria");
+        assert_eq!(
+            r.ripple.as_ref().unwrap().old_target,
+            "United States of America"
+        );
+        assert_eq!(
+            (r.unrel[0].prompt.as_str(), r.unrel[0].target.as_str()),
+            ("The eye color of Leonardo DiCaprio is", "blue")
+        );
+        // Tests per family, once queries without answers (and tests left without queries)
+        // are dropped; Forgetfulness has none in this file.
+        let mut counts = BTreeMap::new();
+        for c in l
+            .records
+            .iter()
+            .flat_map(|r| &r.ripple.as_ref().unwrap().cases)
+        {
+            *counts.entry(c.family).or_insert(0usize) += 1;
+        }
+        let expected = BTreeMap::from([
+            (Family::RelationSpecificity, 793),
+            (Family::LogicalGeneralization, 215),
+            (Family::SubjectAliasing, 16),
+            (Family::CompositionalityI, 309),
+            (Family::CompositionalityII, 32),
+        ]);
+        assert_eq!(counts, expected);
+    }
+}
+
+#[test]
+fn ripple_folder_splits_reproducibly() {
+    let Some(dir) = dir("ripple_effect") else {
+        return;
+    };
+    let (train, eval) = load_splits(&dir, Dataset::Ripple).unwrap();
+    assert_eq!((train.records.len(), eval.records.len()), (477, 233));
 }
