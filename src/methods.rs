@@ -365,7 +365,14 @@ impl MethodSpec {
                 "lr",
             ],
         };
-        if let Some(setting) = o.set_names().into_iter().find(|s| !allowed.contains(s)) {
+        // The scale settings ([`Overrides::cpu_scale`]) are accepted by every method, so that
+        // one scale serves a whole comparison; methods without a hypernetwork ignore them.
+        const SCALE: [&str; 4] = ["rank", "blocks", "meta_lr", "lr"];
+        if let Some(setting) = o
+            .set_names()
+            .into_iter()
+            .find(|s| !allowed.contains(s) && !SCALE.contains(s))
+        {
             return Err(MethodError::NotApplicable {
                 method: self.name(),
                 setting,
@@ -382,6 +389,15 @@ impl MethodSpec {
         }
         if o.rank == Some(0) {
             return invalid("rank must be at least 1");
+        }
+        for (key, v, max) in [
+            ("steps", o.steps, emsedit_meta::MAX_STEPS),
+            ("rank", o.rank, emsedit_meta::MAX_RANK),
+            ("blocks", o.blocks, emsedit_meta::MAX_BLOCKS),
+        ] {
+            if let Some(v) = v.filter(|&v| v > max) {
+                return invalid(&format!("{key} = {v} is more than the maximum of {max}"));
+            }
         }
         if o.meta_lr.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
             return invalid("meta_lr must be a positive number");
@@ -402,7 +418,7 @@ impl MethodSpec {
         scenario: &ScenarioConfig,
     ) -> Result<EditorConfig, MethodError> {
         self.check()?;
-        let o = &self.overrides;
+        let o = &self.overrides.for_kind(self.kind);
         let k = self.steps();
         let hyper = |mut c: HyperEditorConfig| {
             c.name = self.display_name();
@@ -747,10 +763,30 @@ mod tests {
                 setting: "steps"
             }
         );
-        let mut ultra = MethodSpec::parse("ultraedit").unwrap();
-        ultra.overrides.rank = Some(4);
-        assert!(ultra.check().unwrap_err().to_string().contains("`rank`"));
+        ft.overrides.steps = None;
+        ft.overrides.layout = Some(LayoutChoice::Shared);
+        assert!(ft.check().unwrap_err().to_string().contains("`layout`"));
+        // Every method takes the scale settings; those without a hypernetwork ignore them.
+        for name in ["ft", "ultraedit", "mend", "emsedit"] {
+            let mut spec = MethodSpec::parse(name).unwrap();
+            spec.overrides = Overrides::cpu_scale();
+            spec.check().unwrap();
+            let scenario = ScenarioConfig::sequential(2, 2);
+            let config = spec.config(vec!["m".into()], &scenario).unwrap();
+            match config {
+                EditorConfig::Ft(c) => assert_eq!(c, FtConfig::new(vec!["m".into()])),
+                EditorConfig::UltraEdit(c) => assert_eq!(c.lr, 1e-2),
+                EditorConfig::Hyper(c) => assert_eq!(c.hyper.rank, 128),
+            }
+        }
         let mut ems = MethodSpec::parse("emsedit").unwrap();
+        ems.overrides.rank = Some(100_000_000);
+        let err = ems.check().unwrap_err().to_string();
+        assert!(
+            err.contains("rank = 100000000") && err.contains("maximum"),
+            "{err}"
+        );
+        ems.overrides.rank = None;
         ems.overrides.steps = Some(0);
         assert!(ems.check().unwrap_err().to_string().contains("at least 1"));
         ems.overrides.steps = None;

@@ -306,12 +306,59 @@ pub struct Run<'a, B: Backend> {
     pub skipped: Vec<Skipped>,
 }
 
+impl<'a, B: Backend> Run<'a, B> {
+    /// The inputs of a run, with no data source named and nothing skipped.
+    pub fn new(
+        model: &'a CausalLm<B>,
+        tokenizer: &'a LmTokenizer,
+        train: &'a [EditRecord],
+        eval: &'a [EditRecord],
+    ) -> Self {
+        Self {
+            model,
+            tokenizer,
+            train,
+            eval,
+            source: None,
+            skipped: Vec::new(),
+        }
+    }
+}
+
+/// Every tuple of the chosen records tokenizes and fits the model's context; an error names
+/// the split, the record's index in it and the prompt.
+fn check_lengths<B: Backend>(
+    input: &Run<B>,
+    split: &str,
+    records: &[EditRecord],
+    at: &[usize],
+) -> Result<(), RunError> {
+    let context = input.model.context_len();
+    for &i in at {
+        let r = &records[i];
+        for t in std::iter::once(&r.edit).chain(&r.equiv).chain(&r.unrel) {
+            let len = tokenize(input.tokenizer, t)
+                .map_err(|e| RunError::Config(format!("{split} record {i}: {e}")))?
+                .len();
+            if len > context {
+                return Err(RunError::Config(format!(
+                    "{split} record {i}: prompt {:?} with its target is {len} tokens, more than \
+                     the model's context of {context}",
+                    t.prompt
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs `editor` through the scenario and scores it.
 pub fn run<B: Backend>(
     editor: &mut dyn Editor<B>,
     input: &Run<B>,
     config: &ScenarioConfig,
 ) -> Result<Report, RunError> {
+    input.tokenizer.check_vocab(input.model.vocab_size())?;
     let n = config.n_edits;
     if n == 0 || config.num_seq == 0 {
         return Err(RunError::Config(
@@ -338,16 +385,6 @@ pub fn run<B: Backend>(
             input.eval.len()
         )));
     }
-    let mut rng = emsedit_tensor::host_rng(config.seed);
-    let mut pick = |records: &[EditRecord], count: usize| {
-        let mut order: Vec<usize> = (0..records.len()).collect();
-        order.shuffle(&mut rng);
-        order
-            .into_iter()
-            .take(count)
-            .map(|i| records[i].clone())
-            .collect::<Vec<_>>()
-    };
     let mut warnings = Vec::new();
     if input.train.len() < want_train {
         warnings.push(format!(
@@ -358,8 +395,20 @@ pub fn run<B: Backend>(
             input.train.len() / n
         ));
     }
-    let train = pick(input.train, want_train);
-    let eval = pick(input.eval, need);
+    let mut rng = emsedit_tensor::host_rng(config.seed);
+    let mut pick = |records: &[EditRecord], count: usize| {
+        let mut order: Vec<usize> = (0..records.len()).collect();
+        order.shuffle(&mut rng);
+        order.truncate(count);
+        order
+    };
+    let (train_at, eval_at) = (pick(input.train, want_train), pick(input.eval, need));
+    check_lengths(input, "train", input.train, &train_at)?;
+    check_lengths(input, "eval", input.eval, &eval_at)?;
+    let take = |records: &[EditRecord], at: &[usize]| -> Vec<EditRecord> {
+        at.iter().map(|&i| records[i].clone()).collect()
+    };
+    let (train, eval) = (take(input.train, &train_at), take(input.eval, &eval_at));
     let (tok, chunk, quirks) = (input.tokenizer, config.chunk, config.reference_quirks);
     let train_batches: Vec<EditBatch> = edit_batches(tok, &train, n, chunk, quirks)?
         .into_iter()

@@ -64,6 +64,8 @@ impl WorldConfig {
     /// The fewest subjects a world can have: three of each kind, so that every (relation,
     /// object) pair has at least three subjects.
     pub const MIN_SUBJECTS: usize = 3 * KINDS.len();
+    /// The most subjects a world can have (a config error beyond, not an allocation failure).
+    pub const MAX_SUBJECTS: usize = 100_000;
 
     /// Checks that the world can supply the records: at least [`Self::MIN_SUBJECTS`]
     /// subjects and one distinct subject per record (`train_records + eval_records <=
@@ -74,6 +76,13 @@ impl WorldConfig {
                 "synthetic world: {} subjects is fewer than the minimum of {}",
                 self.subjects,
                 Self::MIN_SUBJECTS
+            ));
+        }
+        if self.subjects > Self::MAX_SUBJECTS {
+            return Err(format!(
+                "synthetic world: `subjects` = {} is more than the maximum of {}",
+                self.subjects,
+                Self::MAX_SUBJECTS
             ));
         }
         let wanted = self.train_records.saturating_add(self.eval_records);
@@ -483,10 +492,20 @@ impl FactWorld {
     ///
     /// When [`WorldConfig::check`] fails (too few subjects, or more records than subjects):
     /// the configuration is a programming choice, not user data.
+    ///
+    /// # Panics
+    /// When `config` fails [`WorldConfig::check`]; [`FactWorld::try_generate`] returns the
+    /// error instead.
     pub fn generate(config: WorldConfig) -> Self {
-        if let Err(e) = config.check() {
-            panic!("{e}");
+        match Self::try_generate(config) {
+            Ok(world) => world,
+            Err(e) => panic!("{e}"),
         }
+    }
+
+    /// [`FactWorld::generate`], or the reason `config` cannot make a world.
+    pub fn try_generate(config: WorldConfig) -> Result<Self, String> {
+        config.check()?;
         let subjects = names(config.seed, config.subjects);
 
         // Objects: for each relation, k = min(pool, n / 3) objects, each the true object of at
@@ -539,7 +558,7 @@ impl FactWorld {
             .map(|&s| world.edit(s))
             .collect();
         world.eval = order[eval_from..].iter().map(|&s| world.edit(s)).collect();
-        world
+        Ok(world)
     }
 
     /// The edit of subject `s`, from its own random stream.

@@ -62,7 +62,7 @@ impl GptjConfig {
     }
     /// MLP width.
     pub fn inner(&self) -> usize {
-        self.n_inner.unwrap_or(4 * self.n_embd)
+        self.n_inner.unwrap_or(self.n_embd.saturating_mul(4))
     }
 }
 
@@ -114,6 +114,10 @@ pub struct Gemma2Config {
     /// `sliding_attention` / `full_attention` per layer (even layers slide when absent).
     #[serde(default)]
     pub layer_types: Option<Vec<String>>,
+    /// Gemma-3 configs of transformers 4.50–4.52: every `n`-th layer is global (without
+    /// `layer_types`; 6 when absent). Gemma-2's alternation is the pattern 2.
+    #[serde(default)]
+    pub sliding_window_pattern: Option<usize>,
     /// Biases on q/k/v/o.
     #[serde(default)]
     pub attention_bias: bool,
@@ -133,9 +137,13 @@ impl Gemma2Config {
     pub fn is_sliding(&self, i: usize) -> bool {
         match &self.layer_types {
             Some(types) => types.get(i).is_some_and(|t| t == "sliding_attention"),
-            None if self.gemma3 => !(i + 1).is_multiple_of(6),
-            None => i.is_multiple_of(2),
+            None => !(i + 1).is_multiple_of(self.pattern()),
         }
+    }
+    /// Every how many layers one is global (when `layer_types` is absent).
+    pub fn pattern(&self) -> usize {
+        self.sliding_window_pattern
+            .unwrap_or(if self.gemma3 { 6 } else { 2 })
     }
     /// Gemma-3: the rotary parameters of the sliding-window layers.
     pub fn local_rope(&self) -> RopeParameters {
@@ -297,7 +305,7 @@ impl Gpt2Config {
     }
     /// MLP width.
     pub fn inner(&self) -> usize {
-        self.n_inner.unwrap_or(4 * self.n_embd)
+        self.n_inner.unwrap_or(self.n_embd.saturating_mul(4))
     }
 }
 
@@ -310,12 +318,100 @@ fn field_error(path: &Path, field: &str, detail: impl Into<String>) -> LlmError 
 }
 
 fn parse<T: DeserializeOwned>(path: &Path, json: serde_json::Value) -> Result<T, LlmError> {
-    serde_json::from_value(json).map_err(|e| {
-        let msg = e.to_string();
-        // serde names the field in backticks: surface it as the field.
-        let field = msg.split('`').nth(1).unwrap_or("(root)").to_string();
-        field_error(path, &field, msg)
+    let text = json.to_string();
+    let de = &mut serde_json::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        // The path of the key that failed (`rope_parameters.factor`), not the value; for a
+        // missing key, the key itself under that path.
+        let inner = e.inner().to_string();
+        let parent = match e.path().to_string() {
+            p if p == "." || p.is_empty() => None,
+            p => Some(p),
+        };
+        let missing = inner
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next());
+        let field = match (parent, missing) {
+            (Some(p), Some(m)) => format!("{p}.{m}"),
+            (None, Some(m)) => m.to_string(),
+            (Some(p), None) => p,
+            (None, None) => "(root)".to_string(),
+        };
+        field_error(path, &field, inner)
     })
+}
+
+/// Keys that would change the computation in ways this crate does not implement, with the
+/// boolean that is harmless (`None`: absent or null only).
+const UNSUPPORTED: &[(&str, &str, Option<bool>)] = &[
+    ("gpt2", "add_cross_attention", Some(false)),
+    ("llama", "use_sliding_window", Some(false)),
+    ("llama", "sliding_window", None),
+    ("llama", "attn_logit_softcapping", None),
+    ("llama", "final_logit_softcapping", None),
+    ("gemma2", "use_bidirectional_attention", Some(false)),
+    ("gemma3_text", "use_bidirectional_attention", Some(false)),
+];
+
+fn refuse_unsupported(
+    path: &Path,
+    model_type: &str,
+    json: &serde_json::Value,
+) -> Result<(), LlmError> {
+    for (arch, key, harmless) in UNSUPPORTED {
+        if *arch != model_type {
+            continue;
+        }
+        let Some(v) = json.get(*key).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        if harmless.is_none_or(|h| v.as_bool() != Some(h)) {
+            return Err(field_error(
+                path,
+                key,
+                format!("{v} changes the computation and is not supported for {model_type}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Largest width, head count, vocabulary or layer count a config may give.
+pub const MAX_DIM: usize = 1 << 24;
+/// Largest context a config may give (rotary tables are capped far below).
+pub const MAX_POSITIONS: usize = 1 << 32;
+
+/// A finite, positive number (epsilons, rotary bases and factors, scalars).
+fn positive(path: &Path, field: &str, v: f64) -> Result<(), LlmError> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(field_error(
+            path,
+            field,
+            format!("{v} must be finite and positive"),
+        ))
+    }
+}
+
+fn positive_opt(path: &Path, field: &str, v: Option<f64>) -> Result<(), LlmError> {
+    v.map_or(Ok(()), |v| positive(path, field, v))
+}
+
+fn rope_checks(path: &Path, prefix: &str, rope: &RopeParameters) -> Result<(), LlmError> {
+    for (field, v) in [
+        ("rope_theta", rope.rope_theta),
+        ("factor", rope.factor),
+        ("low_freq_factor", rope.low_freq_factor),
+        ("high_freq_factor", rope.high_freq_factor),
+        (
+            "original_max_position_embeddings",
+            rope.original_max_position_embeddings,
+        ),
+    ] {
+        positive_opt(path, &format!("{prefix}{field}"), v)?;
+    }
+    Ok(())
 }
 
 /// transformers ≥ 5 writes Gemma-3's rotary parameters per layer type
@@ -345,19 +441,34 @@ fn gemma3_rope_v5(mut json: serde_json::Value) -> serde_json::Value {
 }
 
 impl ModelConfig {
+    /// Longest sequence a model of this config accepts: GPT-2's position table, or the
+    /// rotary models' context capped at [`crate::layers::MAX_ROPE_POSITIONS`] (their rotary
+    /// tables are built for that many positions, never for a number read from a file).
+    pub fn context_len(&self) -> usize {
+        let cap = crate::layers::MAX_ROPE_POSITIONS;
+        match self {
+            Self::Gpt2(c) => c.n_positions,
+            Self::Gptj(c) => c.n_positions.min(cap),
+            Self::Llama(c) => c.max_position_embeddings.min(cap),
+            Self::Gemma2(c) => c.max_position_embeddings.min(cap),
+        }
+    }
+
     /// Reads and checks `config.json`.
     pub fn load(path: &Path) -> Result<Self, LlmError> {
         let text = std::fs::read_to_string(path).map_err(|source| LlmError::Io {
             path: path.to_path_buf(),
             source,
         })?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         let json: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| field_error(path, "(root)", e.to_string()))?;
+            serde_json::from_str(text).map_err(|e| field_error(path, "(root)", e.to_string()))?;
         let model_type = json
             .get("model_type")
             .and_then(|v| v.as_str())
             .ok_or_else(|| field_error(path, "model_type", "missing or not a string"))?
             .to_string();
+        let json_copy = json.clone();
         let config = match model_type.as_str() {
             "gpt2" => Self::Gpt2(parse(path, json)?),
             "gptj" => Self::Gptj(parse(path, json)?),
@@ -375,11 +486,113 @@ impl ModelConfig {
                 });
             }
         };
+        refuse_unsupported(path, &model_type, &json_copy)?;
         config.validate(path)?;
         Ok(config)
     }
 
     fn validate(&self, path: &Path) -> Result<(), LlmError> {
+        let dims: Vec<(&str, usize)> = match self {
+            Self::Gpt2(c) => vec![
+                ("vocab_size", c.vocab_size),
+                ("n_positions", c.n_positions),
+                ("n_embd", c.n_embd),
+                ("n_layer", c.n_layer),
+            ],
+            Self::Gptj(c) => vec![
+                ("vocab_size", c.vocab_size),
+                ("n_positions", c.n_positions),
+                ("n_embd", c.n_embd),
+                ("n_layer", c.n_layer),
+            ],
+            Self::Llama(c) => vec![
+                ("vocab_size", c.vocab_size),
+                ("hidden_size", c.hidden_size),
+                ("intermediate_size", c.intermediate_size),
+                ("num_hidden_layers", c.num_hidden_layers),
+                ("max_position_embeddings", c.max_position_embeddings),
+            ],
+            Self::Gemma2(c) => vec![
+                ("vocab_size", c.vocab_size),
+                ("hidden_size", c.hidden_size),
+                ("intermediate_size", c.intermediate_size),
+                ("num_hidden_layers", c.num_hidden_layers),
+                ("head_dim", c.head_dim),
+                ("max_position_embeddings", c.max_position_embeddings),
+                ("sliding_window", c.sliding_window),
+            ],
+        };
+        if let Some((field, _)) = dims.iter().find(|(_, v)| *v == 0) {
+            return Err(field_error(path, field, "must be at least 1"));
+        }
+        // Widths, heads and counts far beyond any model (so that products of two of them, the
+        // shapes the weights are checked against, cannot overflow).
+        let widths: Vec<(&str, usize)> = match self {
+            Self::Gpt2(c) => vec![("n_head", c.n_head), ("n_inner", c.inner())],
+            Self::Gptj(c) => vec![
+                ("n_head", c.n_head),
+                ("n_inner", c.inner()),
+                ("rotary_dim", c.rotary()),
+            ],
+            Self::Llama(c) => vec![
+                ("num_attention_heads", c.num_attention_heads),
+                ("num_key_value_heads", c.kv_heads()),
+                ("head_dim", c.head_dim()),
+            ],
+            Self::Gemma2(c) => vec![
+                ("num_attention_heads", c.num_attention_heads),
+                ("num_key_value_heads", c.num_key_value_heads),
+            ],
+        };
+        for (field, v) in dims.iter().chain(&widths) {
+            let max = if field.contains("position") {
+                MAX_POSITIONS
+            } else {
+                MAX_DIM
+            };
+            if *v > max {
+                return Err(field_error(
+                    path,
+                    field,
+                    format!("{v} is more than the maximum of {max}"),
+                ));
+            }
+        }
+        match self {
+            Self::Gpt2(c) => positive(path, "layer_norm_epsilon", c.layer_norm_epsilon)?,
+            Self::Gptj(c) => positive(path, "layer_norm_epsilon", c.layer_norm_epsilon)?,
+            Self::Llama(c) => {
+                positive(path, "rms_norm_eps", c.rms_norm_eps)?;
+                positive_opt(path, "rope_theta", c.rope_theta)?;
+                if let Some(r) = &c.rope_parameters {
+                    rope_checks(path, "rope_parameters.", r)?;
+                }
+                if let Some(r) = &c.rope_scaling {
+                    rope_checks(path, "rope_scaling.", r)?;
+                }
+            }
+            Self::Gemma2(c) => {
+                positive(path, "rms_norm_eps", c.rms_norm_eps)?;
+                positive(path, "query_pre_attn_scalar", c.query_pre_attn_scalar)?;
+                positive_opt(path, "attn_logit_softcapping", c.attn_logit_softcapping)?;
+                positive_opt(path, "final_logit_softcapping", c.final_logit_softcapping)?;
+                positive_opt(path, "rope_theta", c.rope_theta)?;
+                positive_opt(path, "rope_local_base_freq", c.rope_local_base_freq)?;
+                if let Some(r) = &c.rope_parameters {
+                    rope_checks(path, "rope_parameters.", r)?;
+                }
+                if let Some(r) = &c.rope_scaling {
+                    rope_checks(path, "rope_scaling.", r)?;
+                }
+                if c.sliding_window_pattern == Some(0) {
+                    return Err(field_error(
+                        path,
+                        "sliding_window_pattern",
+                        "must be at least 1",
+                    ));
+                }
+            }
+        }
         match self {
             Self::Gpt2(c) => {
                 if c.n_head == 0 || c.n_embd % c.n_head != 0 {

@@ -104,6 +104,33 @@ pub enum LlmError {
         /// The architectures that offer it.
         supported: &'static str,
     },
+    /// A checkpoint tensor with NaN or infinite entries.
+    #[error("{path}: tensor `{name}` has NaN or infinite entries")]
+    NonFiniteTensor {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+    },
+    /// Checkpoint tensors the architecture does not use (e.g. a config with fewer layers than
+    /// the weights).
+    #[error("{path}: {} tensor(s) that this config does not use: {}", names.len(), names.join(", "))]
+    UnusedTensors {
+        /// The checkpoint.
+        path: PathBuf,
+        /// Their names.
+        names: Vec<String>,
+    },
+    /// A tokenizer whose vocabulary does not fit the model's.
+    #[error("{path}: the tokenizer has {tokenizer} tokens, the model's vocabulary is {model}")]
+    VocabMismatch {
+        /// The tokenizer file.
+        path: PathBuf,
+        /// Tokens the tokenizer can produce.
+        tokenizer: usize,
+        /// The model's vocabulary size.
+        model: usize,
+    },
     /// A weight or a weight update with NaN or infinite entries.
     #[error("{what} of `{name}` is not finite (NaN or infinite entries)")]
     NonFinite {

@@ -315,6 +315,11 @@ impl<B: Backend> RmsNorm<B> {
     }
 }
 
+/// Most positions a rotary table holds (and so the longest sequence a rotary model accepts):
+/// 8,192, SmolLM2's context; Gemma-3's 32,768 would cost 128 MiB of tables for prompts of a
+/// few dozen tokens.
+pub const MAX_ROPE_POSITIONS: usize = 8192;
+
 /// Rotary position embedding in the rotate-half layout (LLaMA, Gemma): pairs (i, i + d/2).
 #[derive(Debug, Clone)]
 pub struct Rope<B: Backend> {

@@ -159,7 +159,13 @@ impl<B: Backend> Llama<B> {
         Ok(Self {
             config: config.clone(),
             norm: RmsNorm::load(w, "model.norm.weight", d, eps, 0.0, device)?,
-            rope: Rope::new(&freqs, config.max_position_embeddings, device),
+            rope: Rope::new(
+                &freqs,
+                config
+                    .max_position_embeddings
+                    .min(crate::layers::MAX_ROPE_POSITIONS),
+                device,
+            ),
             embed,
             lm_head,
             blocks,

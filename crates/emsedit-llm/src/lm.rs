@@ -87,6 +87,7 @@ impl<B: Backend> CausalLm<B> {
             }
             ModelConfig::Gemma2(c) => Arch::Gemma2(Gemma2::load(c, &mut weights, device)?),
         };
+        weights.finish()?;
         Ok(Self {
             dir: dir.to_path_buf(),
             config,
@@ -163,14 +164,10 @@ impl<B: Backend> CausalLm<B> {
         }
     }
 
-    /// Longest sequence the model accepts.
+    /// Longest sequence the model accepts: GPT-2's position table, or the rotary models'
+    /// context capped at [`crate::layers::MAX_ROPE_POSITIONS`].
     pub fn context_len(&self) -> usize {
-        match &self.config {
-            ModelConfig::Gpt2(c) => c.n_positions,
-            ModelConfig::Gptj(c) => c.n_positions,
-            ModelConfig::Llama(c) => c.max_position_embeddings,
-            ModelConfig::Gemma2(c) => c.max_position_embeddings,
-        }
+        self.config.context_len()
     }
 
     fn arch_name(&self) -> &'static str {
@@ -309,7 +306,9 @@ impl<B: Backend> CausalLm<B> {
     }
 
     /// Greedy decoding: appends up to `max_new` argmax tokens to `prompt`, stopping after
-    /// `stop` when given, and returns only the new tokens.
+    /// `stop` when given or when the context is full, and returns only the new tokens (what
+    /// was generated before the context filled up is kept). A prompt longer than the context
+    /// is an error.
     pub fn generate(
         &self,
         prompt: &[u32],
@@ -318,8 +317,18 @@ impl<B: Backend> CausalLm<B> {
     ) -> Result<Vec<u32>, LlmError> {
         let mut ids: Vec<i64> = prompt.iter().map(|&t| t as i64).collect();
         let mut out = Vec::new();
+        if ids.len() > self.context_len() {
+            return Err(LlmError::Batch(format!(
+                "the prompt has {} tokens, more than the model's context of {}",
+                ids.len(),
+                self.context_len()
+            )));
+        }
         for _ in 0..max_new {
             let time = ids.len();
+            if time >= self.context_len() {
+                break;
+            }
             let batch = Batch {
                 batch: 1,
                 time,

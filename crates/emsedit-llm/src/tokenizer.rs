@@ -85,4 +85,19 @@ impl LmTokenizer {
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }
+
+    /// Checks that this tokenizer belongs to a model with `model_vocab` embedding rows: it
+    /// must not produce ids past them, and must use at least 90% of them (models pad their
+    /// vocabulary by a few rows; a tokenizer of another model leaves far more unused).
+    pub fn check_vocab(&self, model_vocab: usize) -> Result<(), LlmError> {
+        let n = self.vocab_size();
+        if n > model_vocab || n.saturating_mul(10) < model_vocab.saturating_mul(9) {
+            return Err(LlmError::VocabMismatch {
+                path: self.path.clone(),
+                tokenizer: n,
+                model: model_vocab,
+            });
+        }
+        Ok(())
+    }
 }

@@ -9,6 +9,16 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::LlmError;
 
+/// Tensors a checkpoint may hold that the computation does not read: GPT-2's causal-mask
+/// buffers, rotary frequency buffers (recomputed from the config), and an `lm_head.weight`
+/// next to tied embeddings.
+pub const IGNORED: &[&str] = &[
+    ".attn.bias",
+    ".attn.masked_bias",
+    ".rotary_emb.inv_freq",
+    "lm_head.weight",
+];
+
 /// One tensor as stored, converted to f32.
 #[derive(Debug, Clone)]
 struct Stored {
@@ -122,10 +132,34 @@ impl Weights {
                 found: stored.shape,
             });
         }
+        if stored.data.iter().any(|v| !v.is_finite()) {
+            return Err(LlmError::NonFiniteTensor {
+                path: stored.file,
+                name: name.to_string(),
+            });
+        }
         Ok(Tensor::from_data(
             TensorData::new(stored.data, shape),
             device,
         ))
+    }
+
+    /// Ends loading: a tensor the architecture did not take is an error that lists them, except
+    /// the buffers Hugging Face checkpoints may carry ([`IGNORED`]).
+    pub fn finish(self) -> Result<(), LlmError> {
+        let mut left: Vec<String> = self
+            .tensors
+            .into_keys()
+            .filter(|n| !IGNORED.iter().any(|s| n.ends_with(s)))
+            .collect();
+        if left.is_empty() {
+            return Ok(());
+        }
+        left.sort();
+        Err(LlmError::UnusedTensors {
+            path: self.origin,
+            names: left,
+        })
     }
 
     /// Takes an `nn.Linear` weight (stored b×a) and returns it in the a×b orientation.

@@ -200,6 +200,7 @@ fn several_blocks_concatenate() {
 
 enum Meta {
     U32(u32),
+    U64(u64),
     F32(f32),
     Bool(bool),
     Str(String),
@@ -227,6 +228,10 @@ fn gguf_bytes(meta: &[(&str, Meta)], tensors: &[(String, Vec<u64>, u32, Vec<u8>)
             }
             Meta::F32(v) => {
                 b.extend(6u32.to_le_bytes());
+                b.extend(v.to_le_bytes());
+            }
+            Meta::U64(v) => {
+                b.extend(10u32.to_le_bytes());
                 b.extend(v.to_le_bytes());
             }
             Meta::Bool(v) => {
@@ -659,4 +664,128 @@ fn gemma3_config_reads_both_rope_spellings() {
     let e = load(serde_json::json!({"rope_scaling": {"rope_type": "linear", "factor": 8.0}}))
         .unwrap_err();
     assert!(e.to_string().contains("rope_scaling"), "{e}");
+}
+
+/// The metadata of a small LLaMA GGUF with one key replaced, and one tensor.
+fn llama_meta_file(tag: &str, key: &str, value: Meta, arch: &str) -> PathBuf {
+    let k = |s: &str| format!("{arch}.{s}");
+    let mut meta: Vec<(String, Meta)> = vec![
+        ("general.architecture".into(), Meta::Str(arch.into())),
+        (k("block_count"), Meta::U32(1)),
+        (k("context_length"), Meta::U32(64)),
+        (k("embedding_length"), Meta::U32(48)),
+        (k("feed_forward_length"), Meta::U32(67)),
+        (k("attention.head_count"), Meta::U32(4)),
+        (k("attention.head_count_kv"), Meta::U32(2)),
+        (k("attention.key_length"), Meta::U32(12)),
+        (k("attention.sliding_window"), Meta::U32(4)),
+        (k("rope.freq_base"), Meta::F32(10000.0)),
+        (k("attention.layer_norm_rms_epsilon"), Meta::F32(1e-5)),
+        (k("vocab_size"), Meta::U32(4)),
+    ];
+    match meta.iter_mut().find(|(name, _)| name == key) {
+        Some(slot) => slot.1 = value,
+        None => meta.push((key.to_string(), value)),
+    }
+    let meta: Vec<(&str, Meta)> = meta.into_iter().map(|(k, v)| (&*k.leak(), v)).collect();
+    let tensor = ("token_embd.weight".to_string(), vec![4], 0, vec![0u8; 16]);
+    let dir = scratch(tag);
+    let path = dir.join("m.gguf");
+    std::fs::write(&path, gguf_bytes(&meta, &[tensor])).unwrap();
+    path
+}
+
+#[test]
+fn counts_and_numbers_from_metadata_are_bounded_and_checked() {
+    let cases = [
+        ("llama", "llama.block_count", Meta::U64(u64::MAX), "layers"),
+        (
+            "llama",
+            "llama.block_count",
+            Meta::U64(1_000_000_000_000),
+            "layers",
+        ),
+        (
+            "gemma3",
+            "gemma3.block_count",
+            Meta::U64(2_000_000_000_000_000_000),
+            "layers",
+        ),
+        (
+            "gemma3",
+            "gemma3.block_count",
+            Meta::U64(u64::MAX),
+            "layers",
+        ),
+        (
+            "llama",
+            "llama.rope.freq_base",
+            Meta::F32(f32::NAN),
+            "finite and positive",
+        ),
+        (
+            "llama",
+            "llama.attention.layer_norm_rms_epsilon",
+            Meta::F32(-1e-5),
+            "finite and positive",
+        ),
+        (
+            "gemma3",
+            "gemma3.rope.freq_base",
+            Meta::F32(0.0),
+            "finite and positive",
+        ),
+    ];
+    for (i, (arch, key, value, expect)) in cases.into_iter().enumerate() {
+        let path = llama_meta_file(&format!("bounds-{i}"), key, value, arch);
+        let out = path.with_extension("hf");
+        let err = convert_gguf(&path, &out, &mut |_, _| {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key) && err.contains(expect), "{key}: {err}");
+    }
+}
+
+#[test]
+fn long_scalar_arrays_cost_what_the_file_does() {
+    // 40 M u8 items: 40 MB in the file, kept as 40 MB of bytes (not 40 M enum values).
+    let n = 40_000_000usize;
+    let mut b = b"GGUF".to_vec();
+    b.extend(3u32.to_le_bytes());
+    b.extend(0u64.to_le_bytes());
+    b.extend(1u64.to_le_bytes());
+    put_str(&mut b, "big");
+    b.extend(9u32.to_le_bytes());
+    b.extend(0u32.to_le_bytes());
+    b.extend((n as u64).to_le_bytes());
+    b.extend(std::iter::repeat_n(7u8, n));
+    let g = parse(b).unwrap();
+    let arr = g.array("big").unwrap();
+    assert_eq!(arr.len(), n);
+    match arr {
+        emsedit_llm::gguf::Array::Scalars { bytes, .. } => assert_eq!(bytes.len(), n),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(g.uints("big").unwrap()[n - 1], 7);
+    assert!(
+        g.strings("big")
+            .unwrap_err()
+            .to_string()
+            .contains("array of u8")
+    );
+}
+
+#[test]
+fn non_utf8_names_the_key_once() {
+    let mut b = b"GGUF".to_vec();
+    b.extend(3u32.to_le_bytes());
+    b.extend(0u64.to_le_bytes());
+    b.extend(1u64.to_le_bytes());
+    put_str(&mut b, "general.name");
+    b.extend(8u32.to_le_bytes());
+    b.extend(2u64.to_le_bytes());
+    b.extend([0xff, 0xfe]);
+    let err = parse(b).unwrap_err().to_string();
+    assert_eq!(err.matches("general.name").count(), 1, "{err}");
+    assert!(err.contains("not UTF-8"), "{err}");
 }

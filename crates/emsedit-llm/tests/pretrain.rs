@@ -17,6 +17,15 @@ const TEXTS: [&str; 6] = [
     "Ünïcode  spaces\tand digits 1234 stay intact",
 ];
 
+/// The backend's random generator is global: tests that seed it and draw from it (initialise
+/// or pre-train a model) take this lock, so that parallel tests do not interleave their draws.
+static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    RNG.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("emsedit-pretrain-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -79,6 +88,7 @@ fn tiny_run(epochs: usize) -> (CausalLm<Cpu>, Vec<Vec<u32>>, Vec<f32>) {
         .map(|t| tok.encode_prompt(t).unwrap())
         .collect();
     let device = cpu();
+    let _rng = rng_lock();
     seed::<Cpu>(&device, 3);
     let mut lm = CausalLm::<Cpu>::init_gpt2(tiny_config(tok.vocab_size()), &device);
     let config = PretrainConfig {
@@ -114,6 +124,7 @@ fn pretraining_memorizes_and_is_reproducible() {
 #[test]
 fn saved_models_load_back_bit_for_bit() {
     let device = cpu();
+    let _rng = rng_lock();
     seed::<Cpu>(&device, 5);
     let lm = CausalLm::<Cpu>::init_gpt2(tiny_config(300), &device);
     let dir = temp_dir("save");
@@ -140,6 +151,7 @@ fn only_gpt2_can_be_saved_or_pretrained() {
     assert!(err.contains("pre-training"), "{err}");
 
     let device = cpu();
+    let _rng = rng_lock();
     let mut gpt2 = CausalLm::<Cpu>::init_gpt2(tiny_config(300), &device);
     let err = gpt2
         .pretrain(

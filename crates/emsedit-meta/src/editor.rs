@@ -91,6 +91,16 @@ pub fn resolve_modules<B: Backend>(
     if names.is_empty() {
         return Err(MetaError::Config("no edited modules given".into()));
     }
+    if let Some((i, n)) = names
+        .iter()
+        .enumerate()
+        .find(|(i, n)| names[..*i].contains(n))
+    {
+        return Err(MetaError::Config(format!(
+            "module `{n}` is listed twice (entries {} and {i})",
+            names.iter().position(|m| m == n).unwrap_or(0)
+        )));
+    }
     Ok(names
         .iter()
         .map(|n| lm.module(n))

@@ -32,6 +32,7 @@ pub use emsedit_llm as llm;
 pub use error::MetaError;
 pub use ft::{Ft, FtConfig};
 pub use hyper_editor::{
-    Backtrack, HyperEditor, HyperEditorConfig, Layout, Locality, StepTrace, TrainTrace, UpdateTrace,
+    Backtrack, HyperEditor, HyperEditorConfig, Layout, Locality, MAX_BLOCKS, MAX_RANK, MAX_STEPS,
+    StepTrace, TrainTrace, UpdateTrace,
 };
 pub use ultraedit::{UltraEdit, UltraEditConfig};

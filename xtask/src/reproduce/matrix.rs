@@ -485,6 +485,17 @@ fn check_file(file: &MatrixFile, origin: &str) -> Result<(), String> {
         if s.num_seq == 0 {
             return Err(format!("{at}.num_seq: must be at least 1"));
         }
+        for (key, count) in [
+            ("num_seq", s.num_seq),
+            ("train_batches", s.train_batches.unwrap_or(s.num_seq)),
+        ] {
+            if s.n_edits.checked_mul(count).is_none() {
+                return Err(format!(
+                    "{at}.{key}: {count} batches of {} edits do not fit in a machine word",
+                    s.n_edits
+                ));
+            }
+        }
         if s.train_epochs == Some(0) {
             return Err(format!("{at}.train_epochs: must be at least 1"));
         }
@@ -585,7 +596,13 @@ fn cells(file: &MatrixFile, origin: &str, root: &Path) -> Result<Vec<Cell>, Stri
                                 scenario.curve = s.curve.unwrap_or(false);
                                 scenario.reference_quirks = quirks;
                                 if data.kind.synthetic() {
-                                    let need = s.n_edits * s.num_seq;
+                                    let need = s.n_edits.checked_mul(s.num_seq).ok_or_else(|| {
+                                        format!(
+                                            "{origin}: scenarios.{scenario_name}: {} × {} edits \
+                                             is more than a machine word holds",
+                                            s.num_seq, s.n_edits
+                                        )
+                                    })?;
                                     if need > world.eval_records {
                                         return Err(format!(
                                             "{origin}: scenarios.{scenario_name}: {} × {} edits \

@@ -48,7 +48,7 @@ pub struct Args {
     /// A matrix TOML file to run instead of a preset (format: docs/reproduce.md).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Output folder [default: target/reproduce/<matrix name>].
+    /// Output folder [default: target/reproduce/NAME, NAME being the matrix name].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Run at most N of the unfinished cells, then write the reports and stop (0: only

@@ -205,7 +205,7 @@ fn describe(cell: &Cell) -> String {
             "sequential editing, {} × {} = {} edits",
             s.num_seq,
             s.n_edits,
-            s.num_seq * s.n_edits
+            s.num_seq.saturating_mul(s.n_edits)
         )
     }
 }

@@ -260,6 +260,36 @@ fn run_cell<B: Backend>(inputs: &mut Inputs<B>, cell: &Cell) -> Result<Record, S
     })
 }
 
+/// Every model directory and data file the cells read exists: a missing one is reported
+/// before the first cell runs, not when its cell comes up.
+pub fn preflight(root: &Path, cells: &[&Cell]) -> Result<(), String> {
+    let mut missing = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for cell in cells {
+        let mut wanted = vec![(
+            format!("model {}", cell.model),
+            resolve(root, &cell.model_path).join("config.json"),
+        )];
+        for file in [&cell.data.train, &cell.data.eval].into_iter().flatten() {
+            wanted.push((format!("data set {}", cell.dataset), resolve(root, file)));
+        }
+        for (what, path) in wanted {
+            if seen.insert(path.clone()) && !path.is_file() {
+                missing.push(format!("{what}: {}", path.display()));
+            }
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "missing inputs (for the real models run `cargo xtask fetch-models`; data is read \
+             from the preset's paths):\n  {}",
+            missing.join("\n  ")
+        ))
+    }
+}
+
 /// What [`run_cells`] did.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -276,6 +306,7 @@ pub fn run_cells<B: Backend>(
     pending: &[&Cell],
     results: &mut Results,
 ) -> Result<Outcome, String> {
+    preflight(root, pending)?;
     let mut inputs = Inputs::<B> {
         root: root.to_path_buf(),
         device,

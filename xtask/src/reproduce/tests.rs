@@ -226,3 +226,45 @@ fn an_interrupted_run_resumes_to_the_uninterrupted_results() {
     std::fs::remove_dir_all(&whole).unwrap();
     std::fs::remove_dir_all(&resumed).unwrap();
 }
+
+#[test]
+fn missing_inputs_are_found_before_the_first_cell() {
+    let text = TINY
+        .replace(
+            "path = \"fixtures/llm/gpt2\"",
+            "path = \"fixtures/llm/no-such-model\"\nmodules = [\"transformer.h.1.mlp.c_proj\"]",
+        )
+        .replace(
+            "kind = \"synthetic-zsre\"",
+            "kind = \"zsre\"\ntrain = \"nowhere/train.json\"\neval = \"nowhere/eval.json\"",
+        );
+    let root = root();
+    let out = temp_dir("preflight");
+    let opts = Options {
+        matrix: Matrix::parse(&text, "tiny.toml", &root).unwrap(),
+        ..options(&out, None)
+    };
+    let err = execute(&opts).unwrap_err();
+    assert!(
+        err.contains("no-such-model")
+            && err.contains("nowhere/train.json")
+            && err.contains("nowhere/eval.json"),
+        "{err}"
+    );
+    assert!(!out.join("results.jsonl").exists(), "no cell ran");
+}
+
+#[test]
+fn absurd_sizes_are_config_errors_naming_the_key() {
+    let root = root();
+    for (from, to, key) in [
+        ("rank = 8", "rank = 100000000", "rank"),
+        ("blocks = 2", "blocks = 100000", "blocks"),
+        ("subjects = 40", "subjects = 100000000000", "subjects"),
+        ("num_seq = 2", "num_seq = 9223372036854775807", "num_seq"),
+    ] {
+        let text = TINY.replacen(from, to, 1);
+        let err = Matrix::parse(&text, "tiny.toml", &root).unwrap_err();
+        assert!(err.contains(key), "{to}: {err}");
+    }
+}

@@ -84,7 +84,9 @@ pub fn read_records(path: &Path) -> Result<Vec<RawRecord>, DataError> {
         record: 0,
         field: "(file)".into(),
     });
-    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    // A UTF-8 byte-order mark (as some editors write) is not part of the JSON.
+    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let mut de = serde_json::Deserializer::from_slice(text);
     let parsed = de
         .deserialize_seq(Records(&loc))
         .and_then(|records| de.end().map(|()| records));

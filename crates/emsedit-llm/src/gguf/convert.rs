@@ -113,6 +113,34 @@ fn usize_key(g: &GgufFile, key: &str) -> Result<usize, GgufError> {
     })
 }
 
+/// `block_count`, bounded by the tensor directory: every layer has tensors of its own, so a
+/// count above the number of tensors cannot be right (and must not size the module plan).
+fn layer_count(g: &GgufFile, key: &str) -> Result<usize, GgufError> {
+    let layers = usize_key(g, key)?;
+    let tensors = g.tensors().len();
+    if layers == 0 || layers > tensors {
+        return Err(GgufError::Metadata {
+            path: g.path().to_path_buf(),
+            key: key.to_string(),
+            detail: format!("{layers} layers, but the file holds {tensors} tensors"),
+        });
+    }
+    Ok(layers)
+}
+
+/// A float that must be finite and positive (epsilons, rotary bases).
+fn positive_float(g: &GgufFile, key: &str) -> Result<Json, GgufError> {
+    let v = g.float(key)?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(GgufError::Metadata {
+            path: g.path().to_path_buf(),
+            key: key.to_string(),
+            detail: format!("{v} must be finite and positive"),
+        });
+    }
+    Ok(f32_json(v))
+}
+
 fn vocab_size(g: &GgufFile, arch: &str) -> Result<usize, GgufError> {
     match g.get(&format!("{arch}.vocab_size")) {
         Some(_) => usize_key(g, &format!("{arch}.vocab_size")),
@@ -145,7 +173,7 @@ fn llama_plan(g: &GgufFile) -> Result<Plan, GgufError> {
     let key = |k: &str| format!("llama.{k}");
     let (d, layers) = (
         usize_key(g, &key("embedding_length"))?,
-        usize_key(g, &key("block_count"))?,
+        layer_count(g, &key("block_count"))?,
     );
     let heads = usize_key(g, &key("attention.head_count"))?;
     let kv_heads = match g.get(&key("attention.head_count_kv")) {
@@ -182,9 +210,9 @@ fn llama_plan(g: &GgufFile) -> Result<Plan, GgufError> {
         "num_key_value_heads": kv_heads,
         "head_dim": head_dim,
         "max_position_embeddings": usize_key(g, &key("context_length"))?,
-        "rms_norm_eps": f32_json(g.float(&key("attention.layer_norm_rms_epsilon"))?),
+        "rms_norm_eps": positive_float(g, &key("attention.layer_norm_rms_epsilon"))?,
         "rope_theta": match g.get(&key("rope.freq_base")) {
-            Some(_) => f32_json(g.float(&key("rope.freq_base"))?),
+            Some(_) => positive_float(g, &key("rope.freq_base"))?,
             None => json!(10000.0),
         },
         "hidden_act": "silu",
@@ -241,7 +269,7 @@ fn gemma3_plan(g: &GgufFile) -> Result<Plan, GgufError> {
     let key = |k: &str| format!("gemma3.{k}");
     let (d, layers) = (
         usize_key(g, &key("embedding_length"))?,
-        usize_key(g, &key("block_count"))?,
+        layer_count(g, &key("block_count"))?,
     );
     let heads = usize_key(g, &key("attention.head_count"))?;
     let kv_heads = usize_key(g, &key("attention.head_count_kv"))?;
@@ -266,8 +294,8 @@ fn gemma3_plan(g: &GgufFile) -> Result<Plan, GgufError> {
         "num_key_value_heads": kv_heads,
         "head_dim": head_dim,
         "max_position_embeddings": usize_key(g, &key("context_length"))?,
-        "rms_norm_eps": f32_json(g.float(&key("attention.layer_norm_rms_epsilon"))?),
-        "rope_theta": f32_json(g.float(&key("rope.freq_base"))?),
+        "rms_norm_eps": positive_float(g, &key("attention.layer_norm_rms_epsilon"))?,
+        "rope_theta": positive_float(g, &key("rope.freq_base"))?,
         "rope_local_base_freq": GEMMA3_LOCAL_ROPE_BASE,
         "rope_scaling": null,
         "query_pre_attn_scalar": head_dim,

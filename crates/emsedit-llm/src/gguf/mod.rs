@@ -22,7 +22,7 @@ use std::path::PathBuf;
 
 pub use convert::{Converted, convert_gguf};
 pub use quant::GgmlType;
-pub use reader::{GgufFile, TensorInfo, Value};
+pub use reader::{Array, GgufFile, TensorInfo, Value};
 
 /// Errors reading or converting a GGUF file; each names the file and the key or tensor.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +59,16 @@ pub enum GgufError {
         /// Where the item starts.
         offset: u64,
         /// What was being read (names the key or tensor).
+        what: String,
+    },
+    /// Text that is not UTF-8.
+    #[error("{path}: {what} (at byte {offset}) is not UTF-8")]
+    Utf8 {
+        /// The file.
+        path: PathBuf,
+        /// Where the string starts.
+        offset: u64,
+        /// What was being read (a key name, a key's value).
         what: String,
     },
     /// A metadata value that is malformed or of the wrong type.

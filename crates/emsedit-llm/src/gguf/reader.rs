@@ -34,13 +34,92 @@ pub enum Value {
     /// `STRING` (UTF-8).
     String(String),
     /// `ARRAY` of one element type.
-    Array(Vec<Value>),
+    Array(Array),
     /// `UINT64`.
     U64(u64),
     /// `INT64`.
     I64(i64),
     /// `FLOAT64`.
     F64(f64),
+}
+
+/// A metadata array, stored compactly: numbers and booleans as the file's bytes (so a long
+/// array costs what the file does), strings as strings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Array {
+    /// Items of a scalar value type `ty`, little-endian, `size(ty)` bytes each.
+    Scalars {
+        /// The GGUF value type of the items.
+        ty: u32,
+        /// Their bytes.
+        bytes: Vec<u8>,
+    },
+    /// `STRING` items.
+    Strings(Vec<String>),
+}
+
+/// Bytes of one item of a scalar GGUF value type.
+fn scalar_size(ty: u32) -> Option<usize> {
+    match ty {
+        0 | 1 | 7 => Some(1),
+        2 | 3 => Some(2),
+        4..=6 => Some(4),
+        10..=12 => Some(8),
+        _ => None,
+    }
+}
+
+/// Decodes one scalar of type `ty` from exactly `scalar_size(ty)` bytes.
+fn scalar(ty: u32, b: &[u8]) -> Option<Value> {
+    let a = |n: usize| -> Option<[u8; 8]> {
+        let mut out = [0u8; 8];
+        out[..n].copy_from_slice(b.get(..n)?);
+        Some(out)
+    };
+    Some(match ty {
+        0 => Value::U8(b[0]),
+        1 => Value::I8(b[0] as i8),
+        2 => Value::U16(u16::from_le_bytes(a(2)?[..2].try_into().ok()?)),
+        3 => Value::I16(i16::from_le_bytes(a(2)?[..2].try_into().ok()?)),
+        4 => Value::U32(u32::from_le_bytes(a(4)?[..4].try_into().ok()?)),
+        5 => Value::I32(i32::from_le_bytes(a(4)?[..4].try_into().ok()?)),
+        6 => Value::F32(f32::from_le_bytes(a(4)?[..4].try_into().ok()?)),
+        7 => match b.first()? {
+            0 => Value::Bool(false),
+            1 => Value::Bool(true),
+            _ => return None,
+        },
+        10 => Value::U64(u64::from_le_bytes(a(8)?)),
+        11 => Value::I64(i64::from_le_bytes(a(8)?)),
+        12 => Value::F64(f64::from_le_bytes(a(8)?)),
+        _ => return None,
+    })
+}
+
+impl Array {
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Scalars { ty, bytes } => bytes.len() / scalar_size(*ty).unwrap_or(1),
+            Self::Strings(v) => v.len(),
+        }
+    }
+
+    /// True when there are no items.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The items, decoded one by one.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = Value> + '_> {
+        match self {
+            Self::Scalars { ty, bytes } => {
+                let size = scalar_size(*ty).unwrap_or(1);
+                Box::new(bytes.chunks_exact(size).filter_map(move |b| scalar(*ty, b)))
+            }
+            Self::Strings(v) => Box::new(v.iter().cloned().map(Value::String)),
+        }
+    }
 }
 
 impl Value {
@@ -183,10 +262,10 @@ impl<'a> Cursor<'a> {
         let start = self.pos;
         let len = self.u64(what)?;
         let bytes = self.take(len, what)?;
-        String::from_utf8(bytes.to_vec()).map_err(|e| GgufError::Metadata {
+        String::from_utf8(bytes.to_vec()).map_err(|_| GgufError::Utf8 {
             path: self.path.to_path_buf(),
-            key: what(),
-            detail: format!("string at byte {start} is not UTF-8: {e}"),
+            offset: start as u64,
+            what: what(),
         })
     }
 
@@ -216,19 +295,36 @@ impl<'a> Cursor<'a> {
                 }
                 let item_ty = self.u32(&what)?;
                 let count = self.u64(&what)?;
-                // Every element takes at least one byte: a count beyond the file is malformed,
-                // and refusing it here bounds the allocation.
-                let left = (self.bytes.len() - self.pos) as u64;
-                if count > left {
-                    return Err(self.truncated(self.pos, &|| {
-                        format!("the {count} elements of metadata key `{key}`")
-                    }));
+                let elements = || format!("the {count} elements of metadata key `{key}`");
+                if item_ty == 9 {
+                    return Err(self.bad(key, "nested arrays are not supported".into()));
                 }
-                let mut items = Vec::with_capacity(count as usize);
-                for _ in 0..count {
-                    items.push(self.value(item_ty, key, depth + 1)?);
+                if item_ty == 8 {
+                    // Every string takes at least its 8-byte length: a count beyond the file
+                    // is malformed, and refusing it here bounds the allocation.
+                    let left = (self.bytes.len() - self.pos) as u64;
+                    if count > left / 8 {
+                        return Err(self.truncated(self.pos, &elements));
+                    }
+                    let mut items = Vec::with_capacity(count as usize);
+                    for _ in 0..count {
+                        items.push(self.string(&what)?);
+                    }
+                    Value::Array(Array::Strings(items))
+                } else {
+                    let size = scalar_size(item_ty)
+                        .ok_or_else(|| self.bad(key, format!("unknown value type {item_ty}")))?;
+                    let n = count
+                        .checked_mul(size as u64)
+                        .ok_or_else(|| self.truncated(self.pos, &elements))?;
+                    let bytes = self.take(n, &elements)?.to_vec();
+                    if item_ty == 7
+                        && let Some(b) = bytes.iter().find(|&&b| b > 1)
+                    {
+                        return Err(self.bad(key, format!("bool byte {b} is not 0 or 1")));
+                    }
+                    Value::Array(Array::Scalars { ty: item_ty, bytes })
                 }
-                Value::Array(items)
             }
             10 => Value::U64(self.u64(&what)?),
             11 => Value::I64(i64::from_le_bytes(self.array(&what)?)),
@@ -444,7 +540,7 @@ impl GgufFile {
     }
 
     /// The array `key`.
-    pub fn array(&self, key: &str) -> Result<&[Value], GgufError> {
+    pub fn array(&self, key: &str) -> Result<&Array, GgufError> {
         match self.require(key)? {
             Value::Array(items) => Ok(items),
             other => Err(self.wrong(key, "an array", other)),
@@ -453,13 +549,20 @@ impl GgufFile {
 
     /// The array of strings `key`.
     pub fn strings(&self, key: &str) -> Result<Vec<&str>, GgufError> {
-        self.array(key)?
-            .iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s.as_str()),
-                other => Err(self.wrong(key, "an array of strings", other)),
-            })
-            .collect()
+        match self.array(key)? {
+            Array::Strings(v) => Ok(v.iter().map(String::as_str).collect()),
+            Array::Scalars { bytes, ty } => {
+                let item = scalar_size(*ty).and_then(|n| scalar(*ty, bytes.get(..n)?));
+                Err(GgufError::Metadata {
+                    path: self.path.clone(),
+                    key: key.to_string(),
+                    detail: format!(
+                        "expected an array of strings, found an array of {}",
+                        item.map_or("nothing", |v| v.type_name())
+                    ),
+                })
+            }
+        }
     }
 
     /// The array of numbers `key`, as f64.
@@ -468,7 +571,7 @@ impl GgufFile {
             .iter()
             .map(|v| {
                 v.as_f64()
-                    .ok_or_else(|| self.wrong(key, "an array of numbers", v))
+                    .ok_or_else(|| self.wrong(key, "an array of numbers", &v))
             })
             .collect()
     }
@@ -479,7 +582,7 @@ impl GgufFile {
             .iter()
             .map(|v| {
                 v.as_u64()
-                    .ok_or_else(|| self.wrong(key, "an array of non-negative integers", v))
+                    .ok_or_else(|| self.wrong(key, "an array of non-negative integers", &v))
             })
             .collect()
     }

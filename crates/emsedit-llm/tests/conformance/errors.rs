@@ -8,17 +8,17 @@ use emsedit_tensor::{Cpu, cpu};
 use crate::golden::fixture;
 
 /// A scratch copy of a fixture directory.
-fn scratch(family: &str, tag: &str) -> std::path::PathBuf {
+pub fn scratch(family: &str, tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("emsedit-llm-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    for f in ["config.json", "model.safetensors"] {
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
         std::fs::copy(fixture(family).join(f), dir.join(f)).unwrap();
     }
     dir
 }
 
-fn edit_config(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+pub fn edit_config(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
     let path = dir.join("config.json");
     let mut json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();

@@ -6,3 +6,4 @@ mod families;
 mod golden;
 mod loading;
 mod tokens;
+mod validation;
