@@ -6,6 +6,7 @@
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use emsedit_llm::{CausalLm, Objective};
+use emsedit_tensor::{clip_coefficient, grad_norm};
 use serde::{Deserialize, Serialize};
 
 use crate::MetaError;
@@ -671,20 +672,36 @@ impl<B: Backend> HyperEditor<B> {
 /// Hyper-gradients summed over a training stream, one per step network and group, re-clipped
 /// after every step's addition (spec §4.5, §4.7: "clips the gradient summed so far").
 struct StreamGrads<B: Backend> {
+    /// Per step and group, the accumulated gradients divided by `scale`: the clipped
+    /// accumulation is `scale · acc`. Clipping then rescales one number instead of every
+    /// network's gradients, so a step costs O(its own network), not O(K networks).
     acc: Vec<Vec<Params<B>>>,
+    /// Per step, the norm of each tensor of `acc[k]` (all groups, in order).
+    norms: Vec<Vec<f32>>,
+    scale: f32,
     max_norm: f32,
 }
 
 impl<B: Backend> StreamGrads<B> {
     fn new(nets: &[Vec<HyperNet<B>>], max_norm: f32) -> Self {
-        let acc = nets
+        let acc: Vec<Vec<Params<B>>> = nets
             .iter()
             .map(|n| n.iter().map(|x| x.params.zeros_like()).collect())
             .collect();
-        Self { acc, max_norm }
+        let norms = acc
+            .iter()
+            .map(|a: &Vec<Params<B>>| vec![0.0; a.iter().map(|p| p.tensors().len()).sum()])
+            .collect();
+        Self {
+            acc,
+            norms,
+            scale: 1.0,
+            max_norm,
+        }
     }
 
-    /// Adds step `k`'s meta-gradients, then clips everything accumulated.
+    /// Adds step `k`'s meta-gradients, then clips everything accumulated (the total norm over
+    /// every step's networks, as `clip_grad_norm_` over all parameters).
     fn add(
         &mut self,
         k: usize,
@@ -693,11 +710,41 @@ impl<B: Backend> StreamGrads<B> {
         preds: &[Prediction<B>],
         gammas: &[Tensor<B, 2>],
     ) -> Result<(), MetaError> {
-        accumulate(&mut self.acc[k], &nets[k], groups, preds, gammas)?;
-        let per = groups.shapes.len();
-        let mut flat: Vec<Params<B>> = self.acc.concat();
-        clip(&mut flat, self.max_norm);
-        self.acc = flat.chunks(per).map(<[Params<B>]>::to_vec).collect();
+        let mut g: Vec<Params<B>> = self.acc[k].iter().map(Params::zeros_like).collect();
+        accumulate(&mut g, &nets[k], groups, preds, gammas)?;
+        let inv = 1.0 / self.scale;
+        for (a, g) in self.acc[k].iter_mut().zip(&g) {
+            *a = if inv == 1.0 {
+                a.add(g)
+            } else {
+                a.add(&g.map(|t| t.clone().mul_scalar(inv)))
+            };
+        }
+        self.norms[k] = self.acc[k]
+            .iter()
+            .flat_map(|p| p.tensors().into_iter().map(grad_norm))
+            .collect();
+        let scaled: Vec<f32> = self
+            .norms
+            .iter()
+            .flatten()
+            .map(|n| n * self.scale)
+            .collect();
+        let (_, coef) = clip_coefficient(&scaled, self.max_norm);
+        self.scale *= coef;
+        if self.scale < 1e-20 {
+            // Fold the scale in before it underflows.
+            let s = self.scale;
+            for step in &mut self.acc {
+                for p in step.iter_mut() {
+                    *p = p.map(|t| t.clone().mul_scalar(s));
+                }
+            }
+            for n in self.norms.iter_mut().flatten() {
+                *n *= s;
+            }
+            self.scale = 1.0;
+        }
         Ok(())
     }
 
@@ -709,7 +756,19 @@ impl<B: Backend> StreamGrads<B> {
         trace: Option<&mut TrainTrace<B>>,
     ) -> Result<(), MetaError> {
         let mut flat: Vec<&mut HyperNet<B>> = nets.iter_mut().flatten().collect();
-        let grads = self.acc.concat();
+        let scale = self.scale;
+        let grads: Vec<Params<B>> = self
+            .acc
+            .concat()
+            .into_iter()
+            .map(|p| {
+                if scale == 1.0 {
+                    p
+                } else {
+                    p.map(|t| t.clone().mul_scalar(scale))
+                }
+            })
+            .collect();
         opt.step(&mut flat, &grads, 1)?;
         if let Some(t) = trace {
             t.update(&grads, flat.iter().map(|n| &**n));

@@ -335,6 +335,9 @@ pub fn run_cells<B: Backend>(
         match run_cell(&mut inputs, cell) {
             Ok(record) => {
                 let r = &record.report;
+                for w in &r.warnings {
+                    warn!("{}: {w}", cell.id);
+                }
                 info!(
                     "done {}: efficacy {:.1}, generalization {:.1}, specificity {:.1} in {:.1}s",
                     cell.id,
