@@ -90,13 +90,7 @@ impl<B: Backend> Gemma2<B> {
             config: config.clone(),
             embed: w.take("model.embed_tokens.weight", [config.vocab_size, d], device)?,
             norm: RmsNorm::load(w, "model.norm.weight", d, eps, 1.0, device)?,
-            rope: Rope::new(
-                &freqs,
-                config
-                    .max_position_embeddings
-                    .min(crate::layers::MAX_ROPE_POSITIONS),
-                device,
-            ),
+            rope: Rope::new(&freqs, config.max_position_embeddings, device),
             blocks,
         })
     }

@@ -105,9 +105,7 @@ impl<B: Backend> Gemma3<B> {
                 })
             })
             .collect::<Result<_, LlmError>>()?;
-        let positions = config
-            .max_position_embeddings
-            .min(crate::layers::MAX_ROPE_POSITIONS);
+        let positions = config.max_position_embeddings;
         Ok(Self {
             config: config.clone(),
             embed: w.take("model.embed_tokens.weight", [config.vocab_size, d], device)?,

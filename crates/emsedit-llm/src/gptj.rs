@@ -98,11 +98,7 @@ impl<B: Backend> Gptj<B> {
                 w.take("lm_head.weight", [config.vocab_size, d], device)?,
                 w.take("lm_head.bias", [config.vocab_size], device)?,
             ),
-            rope: Rope::new_interleaved(
-                &freqs,
-                config.n_positions.min(crate::layers::MAX_ROPE_POSITIONS),
-                device,
-            ),
+            rope: Rope::new_interleaved(&freqs, config.n_positions, device),
             blocks,
         })
     }

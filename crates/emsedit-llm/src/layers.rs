@@ -330,8 +330,10 @@ pub struct Rope<B: Backend> {
 }
 
 impl<B: Backend> Rope<B> {
-    /// Tables for `positions` positions from the inverse frequencies (head_dim / 2 of them).
+    /// Tables for `positions` positions (at most [`MAX_ROPE_POSITIONS`]) from the inverse
+    /// frequencies (head_dim / 2 of them).
     pub fn new(inv_freq: &[f64], positions: usize, device: &B::Device) -> Self {
+        let positions = positions.min(MAX_ROPE_POSITIONS);
         let half = inv_freq.len();
         let mut cos = Vec::with_capacity(positions * 2 * half);
         let mut sin = Vec::with_capacity(positions * 2 * half);
@@ -357,8 +359,10 @@ impl<B: Backend> Rope<B> {
         }
     }
 
-    /// Tables for the interleaved layout (GPT-J): pairs (2i, 2i + 1), frequency i.
+    /// Tables for the interleaved layout (GPT-J): pairs (2i, 2i + 1), frequency i; at most
+    /// [`MAX_ROPE_POSITIONS`] positions.
     pub fn new_interleaved(inv_freq: &[f64], positions: usize, device: &B::Device) -> Self {
+        let positions = positions.min(MAX_ROPE_POSITIONS);
         let doubled: Vec<f64> = inv_freq.iter().flat_map(|f| [*f, *f]).collect();
         let width = doubled.len();
         let mut cos = Vec::with_capacity(positions * width);

@@ -159,13 +159,7 @@ impl<B: Backend> Llama<B> {
         Ok(Self {
             config: config.clone(),
             norm: RmsNorm::load(w, "model.norm.weight", d, eps, 0.0, device)?,
-            rope: Rope::new(
-                &freqs,
-                config
-                    .max_position_embeddings
-                    .min(crate::layers::MAX_ROPE_POSITIONS),
-                device,
-            ),
+            rope: Rope::new(&freqs, config.max_position_embeddings, device),
             embed,
             lm_head,
             blocks,
