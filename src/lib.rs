@@ -75,8 +75,22 @@ pub use emsedit_tensor::{Cuda, CudaTrain, cuda};
 pub use emsedit_eval::DataError;
 pub use emsedit_eval::data::{Dataset, EditRecord, Tuple, load};
 pub use emsedit_eval::scenario::{Report, Run, RunError, ScenarioConfig, Scores, run};
+pub use emsedit_llm::patch::Patch;
 pub use emsedit_llm::{Batch, CausalLm, EditGrads, LlmError, LmTokenizer, ModuleId};
 pub use emsedit_meta::{
     EditBatch, Editor, Ft, FtConfig, HyperEditor, HyperEditorConfig, MetaError, UltraEdit,
     UltraEditConfig,
 };
+
+/// The embedded default model (`fixtures/model` of this crate: a 4-layer GPT-2 that knows the
+/// synthetic world's facts), as an absolute path that does not depend on the working
+/// directory.
+pub fn default_model_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/model")
+}
+
+/// The README's Rust examples, compiled and run as doctests so that the README cannot drift
+/// from the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

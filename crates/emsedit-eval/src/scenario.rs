@@ -262,6 +262,32 @@ pub fn answer_accuracy<B: Backend>(
     Ok(mean(&score(lm, &collate(&tokenized, 32, false))?))
 }
 
+/// Efficacy, generalization and specificity of `lm` on `records` as they stand (no editing),
+/// scored as [`run`] scores them; `progress` is called with the share of records done.
+pub fn evaluate<B: Backend>(
+    lm: &CausalLm<B>,
+    tok: &LmTokenizer,
+    records: &[EditRecord],
+    progress: &mut dyn FnMut(f64),
+) -> Result<Scores, RunError> {
+    const GROUP: usize = 32;
+    let (mut all, mut done) = ([Vec::new(), Vec::new(), Vec::new()], 0);
+    for group in records.chunks(GROUP) {
+        for batch in edit_batches(tok, group, group.len(), 4, false)? {
+            for (k, kind) in batch.kinds.iter().enumerate() {
+                all[k].extend(score(lm, kind)?);
+            }
+        }
+        done += group.len();
+        progress(done as f64 / records.len() as f64);
+    }
+    Ok(Scores {
+        efficacy: mean(&all[0]),
+        generalization: mean(&all[1]),
+        specificity: mean(&all[2]),
+    })
+}
+
 fn scores<B: Backend>(
     lm: &CausalLm<B>,
     seen: &[&[Vec<MicroBatch>; 3]],

@@ -131,6 +131,9 @@ pub enum LlmError {
         /// The model's vocabulary size.
         model: usize,
     },
+    /// An edit patch that cannot be read or does not fit the model.
+    #[error("patch: {0}")]
+    Patch(String),
     /// A weight or a weight update with NaN or infinite entries.
     #[error("{what} of `{name}` is not finite (NaN or infinite entries)")]
     NonFinite {

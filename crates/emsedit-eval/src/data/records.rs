@@ -101,6 +101,30 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// Adds a converted record, or lists it as skipped when it is unusable; other errors
+    /// pass through.
+    pub(crate) fn take(
+        &mut self,
+        converted: Result<EditRecord, DataError>,
+    ) -> Result<(), DataError> {
+        match converted {
+            Ok(r) => self.records.push(r),
+            Err(DataError::Unusable {
+                path,
+                record,
+                field,
+                reason,
+            }) => self.skipped.push(Skipped {
+                path,
+                record,
+                field,
+                reason,
+            }),
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
     /// Strict mode: the records, or the first skipped record as an error.
     pub fn strict(self) -> Result<Vec<EditRecord>, DataError> {
         match self.skipped.into_iter().next() {
@@ -224,21 +248,7 @@ fn convert(path: &Path, raw: &[RawRecord], dataset: Dataset) -> Result<Loaded, D
             index,
             record,
         };
-        match convert(&f) {
-            Ok(r) => out.records.push(r),
-            Err(DataError::Unusable {
-                path,
-                record,
-                field,
-                reason,
-            }) => out.skipped.push(Skipped {
-                path,
-                record,
-                field,
-                reason,
-            }),
-            Err(e) => return Err(e),
-        }
+        out.take(convert(&f))?;
     }
     Ok(out)
 }
