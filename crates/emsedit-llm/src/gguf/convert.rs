@@ -113,6 +113,41 @@ fn usize_key(g: &GgufFile, key: &str) -> Result<usize, GgufError> {
     })
 }
 
+/// `tokenizer_config.json` and `generation_config.json`, so that `transformers` loads the
+/// directory's tokenizer as `tokenizer.json` encodes (a generic fast tokenizer: without a
+/// config it would pick the architecture's class and add that class's own BOS) and knows the
+/// special tokens.
+fn side_configs(g: &GgufFile, config: &Json) -> Result<(Json, Json), GgufError> {
+    let tokens = g.strings("tokenizer.ggml.tokens")?;
+    let name = |key: &str| -> Result<Json, GgufError> {
+        Ok(match g.get(key) {
+            Some(_) => {
+                let id = usize::try_from(g.uint(key)?).unwrap_or(usize::MAX);
+                tokens.get(id).map_or(Json::Null, |t| json!(t))
+            }
+            None => Json::Null,
+        })
+    };
+    let tok = json!({
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": name("tokenizer.ggml.bos_token_id")?,
+        "eos_token": name("tokenizer.ggml.eos_token_id")?,
+        "pad_token": name("tokenizer.ggml.padding_token_id")?,
+        "unk_token": name("tokenizer.ggml.unknown_token_id")?,
+        "add_bos_token": g.bool_or("tokenizer.ggml.add_bos_token", false)?,
+        "add_eos_token": g.bool_or("tokenizer.ggml.add_eos_token", false)?,
+        "clean_up_tokenization_spaces": false,
+        "model_max_length": config["max_position_embeddings"],
+    });
+    let mut generation = serde_json::Map::new();
+    for key in ["bos_token_id", "eos_token_id", "pad_token_id"] {
+        if let Some(v) = config.get(key) {
+            generation.insert(key.into(), v.clone());
+        }
+    }
+    Ok((tok, Json::Object(generation)))
+}
+
 /// `block_count`, bounded by the tensor directory: every layer has tensors of its own, so a
 /// count above the number of tensors cannot be right (and must not size the module plan).
 fn layer_count(g: &GgufFile, key: &str) -> Result<usize, GgufError> {
@@ -470,6 +505,9 @@ pub fn convert_gguf(
     .map_err(|e| write_err(&weights_path)(e.to_string()))?;
     write_json(&config_path, &plan.config)?;
     write_json(&tokenizer_path, &tokenizer)?;
+    let (tok_config, generation) = side_configs(&g, &plan.config)?;
+    write_json(&out.join("tokenizer_config.json"), &tok_config)?;
+    write_json(&out.join("generation_config.json"), &generation)?;
     Ok(Converted {
         arch,
         tensors: tensors.len(),
