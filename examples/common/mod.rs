@@ -45,7 +45,8 @@ pub struct Args {
     /// Reproduce the reference implementation's quirks.
     #[arg(long)]
     pub reference_quirks: bool,
-    /// Training batches of n records given to the editors (default: as many as edit batches).
+    /// Training batches of n records given to every editor (default: the reference's count per
+    /// editor: as many as edit batches for EMSEdit and RLEdit, 1 for MALMEN, 100 for MEND).
     #[arg(long)]
     pub train_batches: Option<usize>,
     /// Passes of each editor's training over its training batches.
@@ -80,7 +81,7 @@ pub fn run_methods(
 ) -> Result<Vec<Report>, Box<dyn std::error::Error>> {
     let mut scenario = scenario;
     if let Some(b) = args.train_batches {
-        scenario.train_batches = b;
+        scenario.train_batches = Some(b);
     }
     if let Some(e) = args.train_epochs {
         scenario.train_epochs = e;

@@ -334,7 +334,7 @@ fn overrides_and_scenario_sizes() {
                 ..Overrides::cpu_scale()
             };
             let mut scenario = ScenarioConfig::sequential(n, t);
-            scenario.train_batches = b;
+            scenario.train_batches = Some(b);
             scenario.chunk = chunk;
             scenario.train_epochs = epochs;
             let modules = vec!["transformer.h.2.mlp.c_proj".to_string()];

@@ -43,8 +43,11 @@ pub struct ScenarioConfig {
     pub n_edits: usize,
     /// Number of edit batches T applied one after another.
     pub num_seq: usize,
-    /// Training batches (of n records) given to the editor.
-    pub train_batches: usize,
+    /// Training batches (of n records) given to the editor; `None` gives each editor as many
+    /// as the reference does ([`Editor::train_batches`]: `num_seq` for EMSEdit and RLEdit,
+    /// 1 for MALMEN, 100 for MEND, none for FT and UltraEdit).
+    #[serde(default)]
+    pub train_batches: Option<usize>,
     /// Passes of [`Editor::train`] over the training batches, each from the pristine model
     /// (the reference: 1). Editors keep their optimizer state between passes.
     #[serde(default = "one")]
@@ -60,12 +63,13 @@ pub struct ScenarioConfig {
 }
 
 impl ScenarioConfig {
-    /// Sequential editing: `num_seq` batches of `n_edits`, trained on as many train batches.
+    /// Sequential editing: `num_seq` batches of `n_edits`, each editor trained on as many train
+    /// batches as the reference trains it.
     pub fn sequential(n_edits: usize, num_seq: usize) -> Self {
         Self {
             n_edits,
             num_seq,
-            train_batches: num_seq,
+            train_batches: None,
             train_epochs: 1,
             chunk: 4,
             seed: 0,
@@ -74,7 +78,7 @@ impl ScenarioConfig {
         }
     }
 
-    /// Batch editing: one batch of `n_edits`, trained on one train batch (MALMEN/EMSEdit).
+    /// Batch editing: one batch of `n_edits` (EMSEdit, RLEdit and MALMEN train on one batch).
     pub fn batch(n_edits: usize) -> Self {
         Self::sequential(n_edits, 1)
     }
@@ -106,6 +110,9 @@ pub struct Report {
     pub before: Scores,
     /// Scores after the whole stream.
     pub after: Scores,
+    /// Training records the editor trained on, over all epochs.
+    #[serde(default)]
+    pub train_records: usize,
     /// Training wall time ÷ training records consumed (spec §5.3), seconds.
     pub train_seconds_per_edit: f64,
     /// Editing wall time ÷ edits (spec §5.3), seconds.
@@ -242,7 +249,7 @@ pub fn score<B: Backend>(lm: &CausalLm<B>, batches: &[MicroBatch]) -> Result<Vec
                     &old_logits,
                 ));
             }
-            None => out.extend(token_accuracy(b, &lm.argmax(b)?)),
+            None => out.extend(token_accuracy(b, &lm.label_argmax(b)?)),
         }
     }
     Ok(out)
@@ -397,7 +404,10 @@ pub fn run<B: Backend>(
         })
     };
     let need = product(config.num_seq, n, "num_seq × n_edits")?;
-    let want_train = product(config.train_batches, n, "train_batches × n_edits")?;
+    let train_batches = config
+        .train_batches
+        .unwrap_or_else(|| editor.train_batches(config.num_seq));
+    let want_train = product(train_batches, n, "train_batches × n_edits")?;
     product(
         config.train_epochs,
         want_train,
@@ -414,9 +424,8 @@ pub fn run<B: Backend>(
     let mut warnings = Vec::new();
     if input.train.len() < want_train {
         warnings.push(format!(
-            "{} training batches of {n} need {want_train} train records, the data has {}: \
-             training on {} batches",
-            config.train_batches,
+            "{train_batches} training batches of {n} need {want_train} train records, the data \
+             has {}: training on {} batches",
             input.train.len(),
             input.train.len() / n
         ));
@@ -489,6 +498,7 @@ pub fn run<B: Backend>(
         scenario: config.clone(),
         before,
         after,
+        train_records: trained_records,
         train_seconds_per_edit: if trained_records == 0 {
             0.0
         } else {

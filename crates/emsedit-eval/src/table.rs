@@ -31,7 +31,7 @@ fn row(name: &str, s: &Scores, times: Option<(f64, f64, u64)>) -> String {
 /// let s = Scores { efficacy: 0.5, generalization: 0.25, specificity: 1.0 };
 /// let report = Report {
 ///     method: "FT".into(), scenario: ScenarioConfig::batch(4), before: Scores::default(),
-///     after: s, train_seconds_per_edit: 0.0, edit_seconds_per_edit: 0.01,
+///     after: s, train_records: 0, train_seconds_per_edit: 0.0, edit_seconds_per_edit: 0.01,
 ///     peak_memory_bytes: 1 << 20, curve: vec![], sequence: None, skipped: vec![],
 ///     warnings: vec![], ripple: None,
 /// };

@@ -43,7 +43,7 @@ fn zero_sized_batches_and_overflowing_counts_are_errors() {
         assert!(err.to_string().contains("machine word"), "{err}");
     }
     let mut config = ScenarioConfig::sequential(4, 1);
-    config.train_batches = usize::MAX / 2;
+    config.train_batches = Some(usize::MAX / 2);
     assert!(run(&mut ft(), &input, &config).is_err());
 }
 
@@ -57,7 +57,7 @@ fn a_short_train_split_is_a_warning_in_the_report() {
     );
     let input = Run::new(&lm, &tok, &train[..3], &eval);
     let mut config = ScenarioConfig::sequential(2, 2);
-    config.train_batches = 4;
+    config.train_batches = Some(4);
     let report = run(&mut ft(), &input, &config).unwrap();
     assert_eq!(report.warnings.len(), 1);
     assert!(

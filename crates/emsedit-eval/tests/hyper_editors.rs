@@ -222,11 +222,38 @@ fn malmen_and_malmen2_train_with_the_kl_locality() {
 }
 
 #[test]
+fn each_editor_trains_on_the_reference_budget() {
+    // Sequential 4 × 3 with 12 train records: EMSEdit and RLEdit train on the stream's three
+    // batches, MALMEN on one (`max_steps` = 1), MEND on all the split holds (100 asked).
+    for (c, records) in [
+        (HyperEditorConfig::emsedit_sequential(modules()), 12),
+        (HyperEditorConfig::rledit(modules(), 1), 12),
+        (HyperEditorConfig::malmen(modules(), 1), 4),
+        (HyperEditorConfig::malmen(modules(), 2), 4),
+        (HyperEditorConfig::mend(modules()), 12),
+    ] {
+        let name = c.name.clone();
+        let (_, report) = run_with(c, ScenarioConfig::sequential(4, 3));
+        assert_eq!(report.train_records, records, "{name}");
+        let short = report
+            .warnings
+            .iter()
+            .any(|w| w.contains("100 training batches"));
+        assert_eq!(short, name == "MEND", "{name}: {:?}", report.warnings);
+    }
+    // An explicit count is every editor's.
+    let mut scenario = ScenarioConfig::sequential(4, 3);
+    scenario.train_batches = Some(2);
+    let (_, report) = run_with(HyperEditorConfig::malmen(modules(), 1), scenario);
+    assert_eq!(report.train_records, 8);
+}
+
+#[test]
 fn mend_trains_the_sum_predictor() {
     let mut c = HyperEditorConfig::mend(modules());
     c.hyper.rank = 8;
     let mut scenario = ScenarioConfig::batch(4);
-    scenario.train_batches = 2;
+    scenario.train_batches = Some(2);
     seed::<Cpu>(&cpu(), 11);
     let lm = CausalLm::<Cpu>::load(&fixture(), &cpu()).unwrap();
     let tok = LmTokenizer::load_dir(&fixture()).unwrap();

@@ -10,8 +10,8 @@ use burn::tensor::{Bool, Int, Tensor};
 use crate::LlmError;
 use crate::config::Gemma2Config;
 use crate::layers::{
-    Affine, Gqa, RmsNorm, Rope, attention_mask, embed, frozen, gelu_new, linears_to_autodiff,
-    lm_logits,
+    Affine, Gqa, Input, RmsNorm, Rope, attention_mask, embed, frozen, gelu_new, head_rows,
+    linears_to_autodiff, lm_logits,
 };
 use crate::llama::inv_freq;
 use crate::taps::{ModuleId, Taps};
@@ -97,11 +97,12 @@ impl<B: Backend> Gemma2<B> {
 
     linear_access!(Gemma2Config);
 
-    /// Logits (batch × time × V).
-    pub fn forward(
+    /// The hidden state entering block `until`, running the blocks from where `input` starts.
+    pub fn hidden(
         &self,
-        ids: Tensor<B, 2, Int>,
+        input: Input<B>,
         valid: Tensor<B, 2, Bool>,
+        until: usize,
         taps: &mut Taps<B>,
     ) -> Tensor<B, 3> {
         let c = &self.config;
@@ -113,10 +114,10 @@ impl<B: Backend> Gemma2<B> {
         };
         // The reference rounds √d to the hidden dtype (f32) before scaling.
         let normalizer = (c.hidden_size as f64).sqrt() as f32 as f64;
-        let mut h = embed(&self.embed, ids).mul_scalar(normalizer);
+        let (start, mut h) = input.start(|ids| embed(&self.embed, ids).mul_scalar(normalizer));
         let full = attention_mask(&valid, None);
         let sliding = attention_mask(&valid, Some(c.sliding_window));
-        for (layer, block) in self.blocks.iter().enumerate() {
+        for (layer, block) in self.blocks.iter().enumerate().take(until).skip(start) {
             let id = |slot| ModuleId { layer, slot };
             let [input, post_attn, pre_ff, post_ff] = &block.norms;
             let mask = if c.is_sliding(layer) { &sliding } else { &full };
@@ -134,8 +135,14 @@ impl<B: Backend> Gemma2<B> {
             let up = taps.run(id(5), &block.linears[5], x);
             h = h + post_ff.forward(taps.run(id(6), &block.linears[6], gate * up));
         }
-        let logits = lm_logits(self.norm.forward(h), &self.embed);
-        match c.final_logit_softcapping {
+        h
+    }
+
+    /// The final norm and the head at every position, or at the flat rows `at` (1 × N × V),
+    /// soft-capped.
+    pub fn head(&self, h: Tensor<B, 3>, at: Option<Tensor<B, 1, Int>>) -> Tensor<B, 3> {
+        let logits = lm_logits(self.norm.forward(head_rows(h, at)), &self.embed);
+        match self.config.final_logit_softcapping {
             Some(cap) => logits.div_scalar(cap).tanh().mul_scalar(cap),
             None => logits,
         }

@@ -19,8 +19,8 @@ use burn::tensor::{Bool, Int, Tensor};
 use crate::LlmError;
 use crate::config::Gemma2Config;
 use crate::layers::{
-    Affine, RmsNorm, Rope, attend, attention_mask, embed, frozen, gelu_new, linears_to_autodiff,
-    lm_logits, merge_heads, repeat_kv, split_heads,
+    Affine, Input, RmsNorm, Rope, attend, attention_mask, embed, frozen, gelu_new, head_rows,
+    linears_to_autodiff, lm_logits, merge_heads, repeat_kv, split_heads,
 };
 use crate::llama::inv_freq;
 use crate::taps::{ModuleId, Taps};
@@ -118,11 +118,12 @@ impl<B: Backend> Gemma3<B> {
 
     linear_access!(Gemma2Config);
 
-    /// Logits (batch × time × V).
-    pub fn forward(
+    /// The hidden state entering block `until`, running the blocks from where `input` starts.
+    pub fn hidden(
         &self,
-        ids: Tensor<B, 2, Int>,
+        input: Input<B>,
         valid: Tensor<B, 2, Bool>,
+        until: usize,
         taps: &mut Taps<B>,
     ) -> Tensor<B, 3> {
         let c = &self.config;
@@ -130,10 +131,10 @@ impl<B: Backend> Gemma3<B> {
         let group = c.num_attention_heads / c.num_key_value_heads;
         // The reference rounds √d to the hidden dtype (f32) before scaling.
         let normalizer = (c.hidden_size as f64).sqrt() as f32 as f64;
-        let mut h = embed(&self.embed, ids).mul_scalar(normalizer);
+        let (start, mut h) = input.start(|ids| embed(&self.embed, ids).mul_scalar(normalizer));
         let full = attention_mask(&valid, None);
         let sliding = attention_mask(&valid, Some(c.sliding_window));
-        for (layer, block) in self.blocks.iter().enumerate() {
+        for (layer, block) in self.blocks.iter().enumerate().take(until).skip(start) {
             let id = |slot| ModuleId { layer, slot };
             let [input, post_attn, pre_ff, post_ff] = &block.norms;
             let [q_norm, k_norm] = &block.qk_norms;
@@ -162,7 +163,12 @@ impl<B: Backend> Gemma3<B> {
             let up = taps.run(id(5), &block.linears[5], x);
             h = h + post_ff.forward(taps.run(id(6), &block.linears[6], gate * up));
         }
-        lm_logits(self.norm.forward(h), &self.embed)
+        h
+    }
+
+    /// The final norm and the head at every position, or at the flat rows `at` (1 × N × V).
+    pub fn head(&self, h: Tensor<B, 3>, at: Option<Tensor<B, 1, Int>>) -> Tensor<B, 3> {
+        lm_logits(self.norm.forward(head_rows(h, at)), &self.embed)
     }
 
     /// A copy on the autodiff backend in which only the weights of `edited` track gradients.

@@ -7,8 +7,8 @@ use burn::tensor::{Bool, Distribution, Int, Tensor};
 use crate::LlmError;
 use crate::config::Gpt2Config;
 use crate::layers::{
-    Affine, LayerNorm, attend, attention_mask, embed, frozen, gelu_new, linears_to_autodiff,
-    lm_logits, merge_heads, split_heads,
+    Affine, Input, LayerNorm, attend, attention_mask, embed, frozen, gelu_new, head_rows,
+    linears_to_autodiff, lm_logits, merge_heads, split_heads,
 };
 use crate::taps::{ModuleId, Taps};
 use crate::weights::Weights;
@@ -173,26 +173,28 @@ impl<B: Backend> Gpt2<B> {
         out
     }
 
-    /// Logits (batch × time × V) for token ids with a validity mask (right padding).
-    pub fn forward(
+    /// The hidden state entering block `until`, running the blocks from where `input` starts.
+    pub fn hidden(
         &self,
-        ids: Tensor<B, 2, Int>,
+        input: Input<B>,
         valid: Tensor<B, 2, Bool>,
+        until: usize,
         taps: &mut Taps<B>,
     ) -> Tensor<B, 3> {
-        let [_, time] = ids.dims();
+        let [_, time] = valid.dims();
         let d = self.config.n_embd;
         let heads = self.config.n_head;
-        let tokens = embed(&self.wte, ids);
-        let positions = self.wpe.clone().narrow(0, 0, time).unsqueeze::<3>();
-        let mut h = tokens + positions;
+        let (start, mut h) = input.start(|ids| {
+            let positions = self.wpe.clone().narrow(0, 0, time).unsqueeze::<3>();
+            embed(&self.wte, ids) + positions
+        });
         let mask = attention_mask(&valid, None);
         let scale = if self.config.scale_attn_weights {
             1.0 / ((d / heads) as f64).sqrt()
         } else {
             1.0
         };
-        for (layer, block) in self.blocks.iter().enumerate() {
+        for (layer, block) in self.blocks.iter().enumerate().take(until).skip(start) {
             let id = |slot| ModuleId { layer, slot };
             let qkv = taps.run(id(0), &block.linears[0], block.ln_1.forward(h.clone()));
             let mut parts = qkv.split(d, 2).into_iter().map(|t| split_heads(t, heads));
@@ -206,7 +208,12 @@ impl<B: Backend> Gpt2<B> {
             let fc = taps.run(id(2), &block.linears[2], block.ln_2.forward(h.clone()));
             h = h + taps.run(id(3), &block.linears[3], gelu_new(fc));
         }
-        lm_logits(self.ln_f.forward(h), &self.wte)
+        h
+    }
+
+    /// The final norm and the head at every position, or at the flat rows `at` (1 × N × V).
+    pub fn head(&self, h: Tensor<B, 3>, at: Option<Tensor<B, 1, Int>>) -> Tensor<B, 3> {
+        lm_logits(self.ln_f.forward(head_rows(h, at)), &self.wte)
     }
 
     /// A copy on the autodiff backend in which only the weights of `edited` track gradients.

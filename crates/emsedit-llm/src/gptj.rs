@@ -8,8 +8,8 @@ use burn::tensor::{Bool, Int, Tensor};
 use crate::LlmError;
 use crate::config::{GptjConfig, RopeParameters};
 use crate::layers::{
-    Affine, LayerNorm, Rope, attend, attention_mask, embed, frozen, gelu_new, linears_to_autodiff,
-    lm_logits, merge_heads, split_heads,
+    Affine, Input, LayerNorm, Rope, attend, attention_mask, embed, frozen, gelu_new, head_rows,
+    linears_to_autodiff, lm_logits, merge_heads, split_heads,
 };
 use crate::llama::inv_freq;
 use crate::taps::{ModuleId, Taps};
@@ -115,18 +115,19 @@ impl<B: Backend> Gptj<B> {
         Tensor::cat(vec![rotated, x.narrow(3, r, hd - r)], 3)
     }
 
-    /// Logits (batch × time × V).
-    pub fn forward(
+    /// The hidden state entering block `until`, running the blocks from where `input` starts.
+    pub fn hidden(
         &self,
-        ids: Tensor<B, 2, Int>,
+        input: Input<B>,
         valid: Tensor<B, 2, Bool>,
+        until: usize,
         taps: &mut Taps<B>,
     ) -> Tensor<B, 3> {
         let heads = self.config.n_head;
-        let mut h = embed(&self.wte, ids);
+        let (start, mut h) = input.start(|ids| embed(&self.wte, ids));
         let mask = attention_mask(&valid, None);
         let scale = 1.0 / (self.config.head_dim() as f64).sqrt();
-        for (layer, block) in self.blocks.iter().enumerate() {
+        for (layer, block) in self.blocks.iter().enumerate().take(until).skip(start) {
             let id = |slot| ModuleId { layer, slot };
             let x = block.ln_1.forward(h.clone());
             let q = self.rotate(split_heads(
@@ -147,8 +148,13 @@ impl<B: Backend> Gptj<B> {
             let mlp = taps.run(id(5), &block.linears[5], gelu_new(fc));
             h = h + attn + mlp;
         }
+        h
+    }
+
+    /// The final norm and the head at every position, or at the flat rows `at` (1 × N × V).
+    pub fn head(&self, h: Tensor<B, 3>, at: Option<Tensor<B, 1, Int>>) -> Tensor<B, 3> {
         let (w, b) = &self.lm_head;
-        lm_logits(self.ln_f.forward(h), w) + b.clone().unsqueeze::<3>()
+        lm_logits(self.ln_f.forward(head_rows(h, at)), w) + b.clone().unsqueeze::<3>()
     }
 
     /// A copy on the autodiff backend in which only the weights of `edited` track gradients.

@@ -123,6 +123,37 @@ impl Gqa {
     }
 }
 
+/// Where a pass starts: token ids (at the embeddings) or the hidden state entering a block.
+#[derive(Debug, Clone)]
+pub enum Input<B: Backend> {
+    /// Token ids, batch × time.
+    Ids(Tensor<B, 2, Int>),
+    /// The hidden state (batch × time × d) entering block `layer`.
+    Hidden(usize, Tensor<B, 3>),
+}
+
+impl<B: Backend> Input<B> {
+    /// The first block to run and its input, embedding the ids with `embed` when needed.
+    pub fn start(
+        self,
+        embed: impl FnOnce(Tensor<B, 2, Int>) -> Tensor<B, 3>,
+    ) -> (usize, Tensor<B, 3>) {
+        match self {
+            Input::Ids(ids) => (0, embed(ids)),
+            Input::Hidden(layer, h) => (layer, h),
+        }
+    }
+}
+
+/// The positions of `h` (batch × time × d) a head is applied to: all, or the flat
+/// (batch·time) rows `at`, as 1 × N × d.
+pub fn head_rows<B: Backend>(h: Tensor<B, 3>, at: Option<Tensor<B, 1, Int>>) -> Tensor<B, 3> {
+    match at {
+        None => h,
+        Some(at) => rows(h).select(0, at).unsqueeze::<3>(),
+    }
+}
+
 /// Flattens batch × time × w into (batch·time) × w: one large product beats many small ones.
 pub fn rows<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 2> {
     let [batch, time, w] = x.dims();
@@ -396,14 +427,18 @@ impl<B: Backend> Rope<B> {
     }
 
     /// Rotates x (batch × heads × time × head_dim).
+    ///
+    /// The products run on (batch·heads) × (time·head_dim) rows against one shared table
+    /// row, a shape the CPU backend multiplies with SIMD; broadcasting the 2-D tables over a
+    /// 4-D x would take its scalar strided path instead (the same numbers, slower).
     pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [_, _, time, hd] = x.dims();
-        let cos = self.cos.clone().narrow(0, 0, time).unsqueeze::<4>();
-        let sin = self.sin.clone().narrow(0, 0, time).unsqueeze::<4>();
+        let [b, h, time, hd] = x.dims();
+        let table = |t: &Tensor<B, 2>| t.clone().narrow(0, 0, time).reshape([1, time * hd]);
         let first = x.clone().narrow(3, 0, hd / 2);
         let second = x.clone().narrow(3, hd / 2, hd / 2);
-        let rotated = Tensor::cat(vec![second.neg(), first], 3);
-        x * cos + rotated * sin
+        let rotated = Tensor::cat(vec![second.neg(), first], 3).reshape([b * h, time * hd]);
+        let x = x.reshape([b * h, time * hd]);
+        (x * table(&self.cos) + rotated * table(&self.sin)).reshape([b, h, time, hd])
     }
 
     /// The tables moved to another backend (same values).

@@ -35,6 +35,23 @@ macro_rules! linear_access {
         pub fn linear_mut(&mut self, id: ModuleId) -> &mut Affine<B> {
             &mut self.blocks[id.layer].linears[id.slot]
         }
+
+        /// Logits (batch × time × V): [`Self::hidden`] through every block, then
+        /// [`Self::head`] at every position.
+        pub fn forward(
+            &self,
+            ids: Tensor<B, 2, Int>,
+            valid: Tensor<B, 2, Bool>,
+            taps: &mut Taps<B>,
+        ) -> Tensor<B, 3> {
+            let h = self.hidden(Input::Ids(ids), valid, self.blocks.len(), taps);
+            self.head(h, None)
+        }
+
+        /// Blocks.
+        pub fn depth(&self) -> usize {
+            self.blocks.len()
+        }
     };
 }
 
@@ -52,6 +69,7 @@ pub mod layers;
 pub mod llama;
 mod lm;
 pub mod patch;
+pub mod prefix;
 pub mod pretrain;
 mod taps;
 mod tokenizer;

@@ -9,7 +9,8 @@ use burn::tensor::{Bool, Int, Tensor};
 use crate::LlmError;
 use crate::config::{LlamaConfig, RopeParameters};
 use crate::layers::{
-    Affine, Gqa, RmsNorm, Rope, attention_mask, embed, frozen, linears_to_autodiff, lm_logits,
+    Affine, Gqa, Input, RmsNorm, Rope, attention_mask, embed, frozen, head_rows,
+    linears_to_autodiff, lm_logits,
 };
 use crate::taps::{ModuleId, Taps};
 use crate::weights::Weights;
@@ -168,11 +169,12 @@ impl<B: Backend> Llama<B> {
 
     linear_access!(LlamaConfig);
 
-    /// Logits (batch × time × V).
-    pub fn forward(
+    /// The hidden state entering block `until`, running the blocks from where `input` starts.
+    pub fn hidden(
         &self,
-        ids: Tensor<B, 2, Int>,
+        input: Input<B>,
         valid: Tensor<B, 2, Bool>,
+        until: usize,
         taps: &mut Taps<B>,
     ) -> Tensor<B, 3> {
         let c = &self.config;
@@ -182,9 +184,9 @@ impl<B: Backend> Llama<B> {
             scale: 1.0 / (c.head_dim() as f64).sqrt(),
             softcap: None,
         };
-        let mut h = embed(&self.embed, ids);
+        let (start, mut h) = input.start(|ids| embed(&self.embed, ids));
         let mask = attention_mask(&valid, None);
-        for (layer, block) in self.blocks.iter().enumerate() {
+        for (layer, block) in self.blocks.iter().enumerate().take(until).skip(start) {
             let id = |slot| ModuleId { layer, slot };
             let x = block.input_norm.forward(h.clone());
             h = h + gqa.forward(layer, &block.linears, x, &self.rope, &mask, taps);
@@ -193,7 +195,12 @@ impl<B: Backend> Llama<B> {
             let up = taps.run(id(5), &block.linears[5], x);
             h = h + taps.run(id(6), &block.linears[6], gate * up);
         }
-        lm_logits(self.norm.forward(h), &self.lm_head)
+        h
+    }
+
+    /// The final norm and the head at every position, or at the flat rows `at` (1 × N × V).
+    pub fn head(&self, h: Tensor<B, 3>, at: Option<Tensor<B, 1, Int>>) -> Tensor<B, 3> {
+        lm_logits(self.norm.forward(head_rows(h, at)), &self.lm_head)
     }
 
     /// A copy on the autodiff backend in which only the weights of `edited` track gradients.

@@ -14,8 +14,9 @@ use crate::gemma2::Gemma2;
 use crate::gemma3::Gemma3;
 use crate::gpt2::{self, Gpt2};
 use crate::gptj::{self, Gptj};
-use crate::layers::Affine;
+use crate::layers::{Affine, Input};
 use crate::llama::{self, Llama};
+use crate::prefix::PrefixCache;
 use crate::taps::{ModuleId, Taps};
 use crate::weights::Weights;
 
@@ -59,9 +60,9 @@ pub struct EditGrads<B: Backend> {
 pub enum Objective<'a, B: Backend> {
     /// Mean cross-entropy of the labels over labelled positions.
     CrossEntropy,
-    /// `KL(p_ref ‖ p)` averaged over labelled positions, `p_ref` from reference logits
-    /// (batch × time × V) of the same batch, taken without gradient.
-    Kl(&'a Tensor<B, 3>),
+    /// `KL(p_ref ‖ p)` averaged over labelled positions, `p_ref` from reference logits at the
+    /// batch's labelled positions (N × V, [`CausalLm::label_logits`]), taken without gradient.
+    Kl(&'a Tensor<B, 2>),
 }
 
 /// A causal language model loaded from a Hugging Face directory.
@@ -71,6 +72,7 @@ pub struct CausalLm<B: Backend> {
     config: ModelConfig,
     arch: Arch<B>,
     device: B::Device,
+    prefix: PrefixCache<B>,
 }
 
 impl<B: Backend> CausalLm<B> {
@@ -93,6 +95,7 @@ impl<B: Backend> CausalLm<B> {
             config,
             arch,
             device: device.clone(),
+            prefix: PrefixCache::off(),
         })
     }
 
@@ -103,6 +106,7 @@ impl<B: Backend> CausalLm<B> {
             arch: Arch::Gpt2(Gpt2::init(&config, device)),
             config: ModelConfig::Gpt2(config),
             device: device.clone(),
+            prefix: PrefixCache::off(),
         }
     }
 
@@ -119,6 +123,7 @@ impl<B: Backend> CausalLm<B> {
         let trained =
             crate::pretrain::pretrain_gpt2(model, sequences, config, &self.device, progress)?;
         self.arch = Arch::Gpt2(trained);
+        self.prefix.weight_changed(0);
         Ok(())
     }
 
@@ -238,7 +243,68 @@ impl<B: Backend> CausalLm<B> {
             });
         }
         each_arch!(&mut self.arch, m => m.linear_mut(id).weight = weight);
+        self.prefix.weight_changed(id.layer);
         Ok(())
+    }
+
+    /// Turns the prefix cache on for an editing session that changes only `modules`: passes
+    /// over a batch seen before start at the lowest of their blocks from the saved hidden
+    /// state (see [`crate::prefix`]). Setting a weight below that block empties the cache; a
+    /// clone starts with it off.
+    pub fn start_prefix_cache(&mut self, modules: &[ModuleId]) {
+        match modules.iter().map(|m| m.layer).min() {
+            Some(layer) => self.prefix.start(layer),
+            None => self.prefix.stop(),
+        }
+    }
+
+    /// Turns the prefix cache off and frees what it holds.
+    pub fn stop_prefix_cache(&mut self) {
+        self.prefix.stop();
+    }
+
+    /// Where a pass over `batch` that taps `modules` starts: at the cached block when the
+    /// cache is on and no tapped module lies below it, else at the embeddings.
+    fn input<Bk: Backend<Device = B::Device>>(
+        &self,
+        batch: &Batch,
+        modules: &[ModuleId],
+        lift: impl Fn(Tensor<B, 3>) -> Tensor<Bk, 3>,
+    ) -> Input<Bk> {
+        let Some(layer) = self.prefix.layer() else {
+            return Input::Ids(batch.ids(&self.device));
+        };
+        if modules.iter().any(|m| m.layer < layer) {
+            return Input::Ids(batch.ids(&self.device));
+        }
+        let state = self.prefix.get(batch).unwrap_or_else(|| {
+            let (ids, valid) = (batch.ids(&self.device), batch.valid(&self.device));
+            let h = each_arch!(&self.arch, m => m.hidden(Input::Ids(ids), valid, layer, &mut Taps::none()));
+            self.prefix.put(batch, h.clone());
+            h
+        });
+        Input::Hidden(layer, lift(state))
+    }
+
+    /// Logits at every position (batch × time × V), or at the flat rows `at` (1 × N × V).
+    fn logits(&self, batch: &Batch, at: Option<&[i64]>) -> Result<Tensor<B, 3>, LlmError> {
+        batch.validate(self.vocab_size(), self.context_len())?;
+        let input = self.input(batch, &[], |h| h);
+        let valid = batch.valid(&self.device);
+        let at = at.map(|rows| flat_rows(rows, &self.device));
+        Ok(each_arch!(&self.arch, m => {
+            let h = m.hidden(input, valid, m.depth(), &mut Taps::none());
+            m.head(h, at)
+        }))
+    }
+
+    /// Logits at the batch's labelled positions (N × V, in [`Batch::label_positions`]
+    /// order): the head runs only there.
+    pub fn label_logits(&self, batch: &Batch) -> Result<Tensor<B, 2>, LlmError> {
+        let positions = labelled(batch)?;
+        let logits = self.logits(batch, Some(&positions))?;
+        let [_, n, vocab] = logits.dims();
+        Ok(logits.reshape([n, vocab]))
     }
 
     /// `W ← W + Δ`; returns the previous weight, which [`CausalLm::set_weight`] restores
@@ -269,9 +335,7 @@ impl<B: Backend> CausalLm<B> {
 
     /// Logits (batch × time × V).
     pub fn forward(&self, batch: &Batch) -> Result<Tensor<B, 3>, LlmError> {
-        batch.validate(self.vocab_size(), self.context_len())?;
-        let (ids, valid) = (batch.ids(&self.device), batch.valid(&self.device));
-        Ok(each_arch!(&self.arch, m => m.forward(ids, valid, &mut Taps::none())))
+        self.logits(batch, None)
     }
 
     /// The most likely next token at every position (batch × time, row-major).
@@ -279,6 +343,28 @@ impl<B: Backend> CausalLm<B> {
         let logits = self.forward(batch)?;
         let ids = logits.argmax(2).into_data().convert::<i64>();
         Ok(ids.into_vec::<i64>().expect("converted to i64"))
+    }
+
+    /// [`CausalLm::argmax`] at the labelled positions only (0 elsewhere), with the head run
+    /// only there.
+    pub fn label_argmax(&self, batch: &Batch) -> Result<Vec<i64>, LlmError> {
+        let mut out = vec![0; batch.batch * batch.time];
+        let positions = batch.label_positions();
+        if positions.is_empty() {
+            return Ok(out);
+        }
+        let ids = self
+            .label_logits(batch)?
+            .argmax(1)
+            .into_data()
+            .convert::<i64>();
+        for (&p, id) in positions
+            .iter()
+            .zip(ids.into_vec::<i64>().expect("converted to i64"))
+        {
+            out[p as usize] = id;
+        }
+        Ok(out)
     }
 
     /// The logit of `tokens[i]` at flat position `i` (batch × time, row-major).
@@ -352,28 +438,35 @@ impl<B: Backend> CausalLm<B> {
     /// `log p(label)` at every position (batch × time, row-major; 0 where the label is
     /// [`crate::IGNORE`]).
     pub fn label_logprobs(&self, batch: &Batch) -> Result<Vec<f32>, LlmError> {
-        let logits = self.forward(batch)?;
-        let n = batch.batch * batch.time;
-        let labels: Vec<i64> = batch.labels.iter().map(|&l| l.max(0)).collect();
-        let index = Tensor::<B, 2, Int>::from_data(TensorData::new(labels, [n, 1]), &self.device);
-        let logp = log_softmax(logits.reshape([n, self.vocab_size()]), 1).gather(1, index);
-        let mut out = logp
+        let mut out = vec![0.0; batch.batch * batch.time];
+        let positions = batch.label_positions();
+        if positions.is_empty() {
+            return Ok(out);
+        }
+        let logits = self.label_logits(batch)?;
+        let logp = log_softmax(logits, 1).gather(1, label_targets(batch, &positions, &self.device));
+        let picked = logp
             .into_data()
             .convert::<f32>()
             .into_vec::<f32>()
             .expect("converted to f32");
-        for (v, &l) in out.iter_mut().zip(&batch.labels) {
-            if l == crate::IGNORE {
-                *v = 0.0;
-            }
+        for (&p, v) in positions.iter().zip(picked) {
+            out[p as usize] = v;
         }
         Ok(out)
     }
 
     /// Mean cross-entropy over labelled positions.
     pub fn loss(&self, batch: &Batch) -> Result<f32, LlmError> {
-        let logits = self.forward(batch)?;
-        Ok(cross_entropy(logits, batch)?.into_scalar().elem())
+        let logits = self.label_logits(batch)?;
+        let positions = batch.label_positions();
+        let targets = label_targets(batch, &positions, &self.device);
+        Ok(log_softmax(logits, 1)
+            .gather(1, targets)
+            .mean()
+            .neg()
+            .into_scalar()
+            .elem())
     }
 
     /// Keys, output gradients and Γ of `modules` for the batch's mean cross-entropy.
@@ -397,23 +490,28 @@ impl<B: Backend> CausalLm<B> {
     ) -> Result<EditGrads<B>, LlmError> {
         batch.validate(self.vocab_size(), self.context_len())?;
         let device = &self.device;
+        let positions = labelled(batch)?;
         let mut taps = Taps::<Autodiff<B>>::new(modules, true);
+        let input = self.input(batch, modules, Tensor::from_inner);
         let (logits, weights) = each_arch!(&self.arch, m => {
             let ad = m.to_autodiff(modules);
-            let logits = ad.forward(batch.ids(device), batch.valid(device), &mut taps);
+            let h = ad.hidden(input, batch.valid(device), ad.depth(), &mut taps);
+            let logits = ad.head(h, Some(flat_rows(&positions, device)));
             let weights: Vec<_> = modules.iter().map(|id| ad.linear(*id).weight.clone()).collect();
             (logits, weights)
         });
+        let [_, n, vocab] = logits.dims();
+        let logits = logits.reshape([n, vocab]);
         let loss = match objective {
-            Objective::CrossEntropy => cross_entropy(logits, batch)?,
-            Objective::Kl(reference) => kl_divergence(logits, reference, batch)?,
+            Objective::CrossEntropy => log_softmax(logits, 1)
+                .gather(1, label_targets(batch, &positions, device))
+                .mean()
+                .neg(),
+            Objective::Kl(reference) => kl_divergence(logits, reference)?,
         };
         let loss_value: f32 = loss.clone().inner().into_scalar().elem();
         let grads = loss.backward();
-        let rows = Tensor::<B, 1, Int>::from_data(
-            TensorData::new(batch.label_positions(), [batch.label_positions().len()]),
-            device,
-        );
+        let rows = flat_rows::<B>(&positions, device);
         let flat = |t: Tensor<B, 3>| {
             let [b, time, w] = t.dims();
             t.reshape([b * time, w]).select(0, rows.clone())
@@ -443,35 +541,49 @@ impl<B: Backend> CausalLm<B> {
     }
 }
 
-/// `KL(p_ref ‖ p)` per labelled position (full softmax over the vocabulary), averaged.
+/// `KL(p_ref ‖ p)` per labelled position (full softmax over the vocabulary), averaged, from
+/// the logits at the labelled positions (N × V) of the model and of the reference.
 pub fn kl_divergence<B: Backend, R: Backend>(
-    logits: Tensor<B, 3>,
-    reference: &Tensor<R, 3>,
-    batch: &Batch,
+    logits: Tensor<B, 2>,
+    reference: &Tensor<R, 2>,
 ) -> Result<Tensor<B, 1>, LlmError> {
-    let [b, time, vocab] = logits.dims();
-    if reference.dims() != [b, time, vocab] {
+    if reference.dims() != logits.dims() {
         return Err(LlmError::Batch(format!(
             "reference logits are {:?}, the batch's are {:?}",
             reference.dims(),
-            [b, time, vocab]
+            logits.dims()
         )));
     }
+    let reference: Tensor<B, 2> = Tensor::from_data(reference.to_data(), &logits.device());
+    let (log_ref, log_cur) = (log_softmax(reference, 1), log_softmax(logits, 1));
+    let kl = (log_ref.clone().exp() * (log_ref - log_cur)).sum_dim(1);
+    Ok(kl.mean())
+}
+
+/// The batch's labelled positions; none is an error (no loss to take).
+fn labelled(batch: &Batch) -> Result<Vec<i64>, LlmError> {
     let positions = batch.label_positions();
     if positions.is_empty() {
         return Err(LlmError::Batch("no position carries a label".into()));
     }
-    let device = logits.device();
-    let rows = Tensor::<B, 1, Int>::from_data(
-        TensorData::new(positions.clone(), [positions.len()]),
-        &device,
-    );
-    let reference: Tensor<B, 3> = Tensor::from_data(reference.to_data(), &device);
-    let pick =
-        |t: Tensor<B, 3>| log_softmax(t.reshape([b * time, vocab]).select(0, rows.clone()), 1);
-    let (log_ref, log_cur) = (pick(reference), pick(logits));
-    let kl = (log_ref.clone().exp() * (log_ref - log_cur)).sum_dim(1);
-    Ok(kl.mean())
+    Ok(positions)
+}
+
+fn flat_rows<B: Backend>(rows: &[i64], device: &B::Device) -> Tensor<B, 1, Int> {
+    Tensor::from_data(TensorData::new(rows.to_vec(), [rows.len()]), device)
+}
+
+/// The labels at `positions`, N × 1.
+fn label_targets<B: Backend>(
+    batch: &Batch,
+    positions: &[i64],
+    device: &B::Device,
+) -> Tensor<B, 2, Int> {
+    let targets: Vec<i64> = positions
+        .iter()
+        .map(|&p| batch.labels[p as usize])
+        .collect();
+    Tensor::from_data(TensorData::new(targets, [positions.len(), 1]), device)
 }
 
 /// Mean cross-entropy over positions whose label is not [`crate::IGNORE`] (labels already shifted).

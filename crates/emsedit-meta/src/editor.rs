@@ -30,6 +30,13 @@ pub trait Editor<B: Backend> {
     /// exactly as it was given, whether training succeeds or fails.
     fn train(&mut self, lm: &mut CausalLm<B>, stream: &[EditBatch]) -> Result<(), MetaError>;
 
+    /// How many training batches the editor trains on when the edit stream has `num_seq`
+    /// batches, as the reference trains it: the stream's length (EMSEdit, RLEdit), a fixed
+    /// `max_steps` (MALMEN 1, MEND 100), or none (training-free editors).
+    fn train_batches(&self, num_seq: usize) -> usize {
+        num_seq
+    }
+
     /// Applies one edit batch to `lm`, on top of whatever it already holds. An edit that fails
     /// (e.g. a non-finite update) leaves `lm` as it was.
     fn edit(&mut self, lm: &mut CausalLm<B>, batch: &EditBatch) -> Result<(), MetaError>;
@@ -81,6 +88,20 @@ impl<B: Backend> Snapshot<B> {
         self.restore(lm)?;
         out
     }
+}
+
+/// Runs `f` with `lm`'s prefix cache on for an editing session that changes only `modules`
+/// ([`CausalLm::start_prefix_cache`]: the same numbers up to float rounding, less work), and
+/// off again afterwards whatever the outcome.
+pub fn with_prefix_cache<B: Backend, T>(
+    lm: &mut CausalLm<B>,
+    modules: &[ModuleId],
+    f: impl FnOnce(&mut CausalLm<B>) -> Result<T, MetaError>,
+) -> Result<T, MetaError> {
+    lm.start_prefix_cache(modules);
+    let out = f(lm);
+    lm.stop_prefix_cache();
+    out
 }
 
 /// Resolves HF module names against a model.

@@ -8,7 +8,7 @@ use emsedit_tensor::{Adam, AdamConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::MetaError;
-use crate::editor::{EditBatch, Editor, Snapshot, resolve_modules};
+use crate::editor::{EditBatch, Editor, Snapshot, resolve_modules, with_prefix_cache};
 
 /// FT hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,11 +58,17 @@ impl<B: Backend> Editor<B> for Ft {
         Ok(())
     }
 
+    fn train_batches(&self, _num_seq: usize) -> usize {
+        0
+    }
+
     fn edit(&mut self, lm: &mut CausalLm<B>, batch: &EditBatch) -> Result<(), MetaError> {
         let modules = resolve_modules(lm, &self.config.modules)?;
         let start: Vec<_> = modules.iter().map(|&m| lm.weight(m)).collect();
-        Snapshot::take(lm, &modules)
-            .or_restore(lm, |lm| self.fine_tune(lm, batch, &modules, &start))
+        let snapshot = Snapshot::take(lm, &modules);
+        with_prefix_cache(lm, &modules, |lm| {
+            snapshot.or_restore(lm, |lm| self.fine_tune(lm, batch, &modules, &start))
+        })
     }
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::MetaError;
 use crate::checkpoint::Stored;
-use crate::editor::{EditBatch, Editor, Snapshot, resolve_modules};
+use crate::editor::{EditBatch, Editor, Snapshot, resolve_modules, with_prefix_cache};
 use crate::hypernet::{HyperConfig, HyperNet, Params};
 use crate::predict::{Prediction, Predictor};
 use crate::steps::{
@@ -78,6 +78,11 @@ pub struct HyperEditorConfig {
     /// Reproduce the reference: ρ applied twice in sequential training (ρ²), and K Adam
     /// updates per step with a shared network (duplicated parameter registration).
     pub reference_quirks: bool,
+    /// The reference's `editor.max_steps` for editors trained by its one-shot loop (MALMEN 1,
+    /// MEND 100): train on that many batches whatever the edit stream's length. `None` trains
+    /// on as many batches as the stream has (EMSEdit, RLEdit). See [`Editor::train_batches`].
+    #[serde(default)]
+    pub max_train_batches: Option<usize>,
 }
 
 impl HyperEditorConfig {
@@ -97,6 +102,7 @@ impl HyperEditorConfig {
             stepwise_update: true,
             backtrack: None,
             reference_quirks: false,
+            max_train_batches: None,
         }
     }
 
@@ -110,7 +116,7 @@ impl HyperEditorConfig {
     }
 
     /// MALMEN with `steps` back-propagation steps (MALMEN2 is 2): shared network, KL
-    /// locality with α = 0.6.
+    /// locality with α = 0.6, trained on one batch (`max_steps` = 1) in every scenario.
     pub fn malmen(modules: Vec<String>, steps: usize) -> Self {
         Self {
             name: if steps == 1 {
@@ -120,6 +126,7 @@ impl HyperEditorConfig {
             },
             steps,
             locality: Locality::Kl { loc_coef: 0.6 },
+            max_train_batches: Some(1),
             ..Self::emsedit_batch(modules)
         }
     }
@@ -164,6 +171,9 @@ impl HyperEditorConfig {
             if !v.is_finite() || v < 0.0 {
                 return bad(key, format!("= {v} (must be finite and not negative)"));
             }
+        }
+        if self.max_train_batches == Some(0) {
+            return bad("max_train_batches", "= 0 (must be at least 1)".into());
         }
         if !self.max_grad_norm.is_finite() || self.max_grad_norm <= 0.0 {
             return bad(
@@ -222,12 +232,13 @@ impl HyperEditorConfig {
                 depth: 10,
                 reg_coef: 1e-4,
             }),
+            max_train_batches: None,
             ..Self::malmen(modules, steps)
         }
     }
 
     /// MEND as the reference runs it (spec §4.3): the MALMEN network with rank 1920 and 2 blocks,
-    /// the sum predictor, KL locality α = 0.6, one step (train it on up to 100 batches).
+    /// the sum predictor, KL locality α = 0.6, one step, trained on 100 batches (`max_steps`).
     pub fn mend(modules: Vec<String>) -> Self {
         Self {
             name: "MEND".into(),
@@ -237,6 +248,7 @@ impl HyperEditorConfig {
                 lr: 1e-6,
             },
             predictor: Predictor::Sum,
+            max_train_batches: Some(100),
             ..Self::malmen(modules, 1)
         }
     }
@@ -371,12 +383,15 @@ impl<B: Backend> HyperEditor<B> {
         self.ensure(lm)?;
         let modules = self.state.as_ref().expect("built").groups.modules.clone();
         // Training edits the model as it goes; it hands it back as it came.
-        Snapshot::take(lm, &modules).around(lm, |lm| match self.config.layout {
-            Layout::Shared => self.train_shared(lm, stream, trace),
-            Layout::StepSpecific if self.config.backtrack.is_some() => {
-                self.train_rl(lm, stream, trace)
-            }
-            Layout::StepSpecific => self.train_step_specific(lm, stream, trace),
+        let snapshot = Snapshot::take(lm, &modules);
+        with_prefix_cache(lm, &modules, |lm| {
+            snapshot.around(lm, |lm| match self.config.layout {
+                Layout::Shared => self.train_shared(lm, stream, trace),
+                Layout::StepSpecific if self.config.backtrack.is_some() => {
+                    self.train_rl(lm, stream, trace)
+                }
+                Layout::StepSpecific => self.train_step_specific(lm, stream, trace),
+            })
         })
     }
 
@@ -518,7 +533,7 @@ impl<B: Backend> HyperEditor<B> {
                 if let Some(alpha) = kl {
                     for micro in &batch.unrel {
                         // The reference distribution is the original model's, without gradient.
-                        let reference = lm.forward(micro)?;
+                        let reference = lm.label_logits(micro)?;
                         let old = apply(lm, &state.groups, &preds)?;
                         let loc =
                             lm.gradients(micro, &state.groups.modules, Objective::Kl(&reference))?;
@@ -634,7 +649,7 @@ impl<B: Backend> HyperEditor<B> {
                 let after = revert_keep(lm, &state.groups, before)?;
                 for (w, batch) in &memory {
                     for micro in &batch.unrel {
-                        let reference = lm.forward(micro)?;
+                        let reference = lm.label_logits(micro)?;
                         let undo = apply(lm, &state.groups, &preds)?;
                         let loc =
                             lm.gradients(micro, &state.groups.modules, Objective::Kl(&reference))?;
@@ -786,6 +801,10 @@ impl<B: Backend> Editor<B> for HyperEditor<B> {
         self.train_with(lm, stream, None)
     }
 
+    fn train_batches(&self, num_seq: usize) -> usize {
+        self.config.max_train_batches.unwrap_or(num_seq)
+    }
+
     /// EDIT_STREAM for one batch (spec §4.2): K cumulative steps, each caching on the model
     /// as the previous step left it.
     fn edit(&mut self, lm: &mut CausalLm<B>, batch: &EditBatch) -> Result<(), MetaError> {
@@ -793,14 +812,18 @@ impl<B: Backend> Editor<B> for HyperEditor<B> {
         let steps = self.config.steps;
         let predictor = self.config.predictor;
         let state = self.state.as_mut().expect("built");
-        Snapshot::take(lm, &state.groups.modules).or_restore(lm, |lm| {
-            for k in 0..steps {
-                let s = state.step(k);
-                let caches = cache(lm, &batch.edit, &state.groups, &mut state.nets[s])?;
-                let preds = predict_all(&caches, &state.groups, &state.nets[s], predictor)?;
-                apply(lm, &state.groups, &preds)?;
-            }
-            Ok(())
+        let snapshot = Snapshot::take(lm, &state.groups.modules);
+        let modules = state.groups.modules.clone();
+        with_prefix_cache(lm, &modules, |lm| {
+            snapshot.or_restore(lm, |lm| {
+                for k in 0..steps {
+                    let s = state.step(k);
+                    let caches = cache(lm, &batch.edit, &state.groups, &mut state.nets[s])?;
+                    let preds = predict_all(&caches, &state.groups, &state.nets[s], predictor)?;
+                    apply(lm, &state.groups, &preds)?;
+                }
+                Ok(())
+            })
         })
     }
 }

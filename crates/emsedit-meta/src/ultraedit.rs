@@ -7,7 +7,7 @@ use emsedit_llm::CausalLm;
 use serde::{Deserialize, Serialize};
 
 use crate::MetaError;
-use crate::editor::{EditBatch, Editor, Snapshot, resolve_modules};
+use crate::editor::{EditBatch, Editor, Snapshot, resolve_modules, with_prefix_cache};
 use crate::hypernet::{HyperConfig, HyperNet};
 use crate::predict::Predictor;
 use crate::steps::{Groups, apply, cache, predict_all};
@@ -72,6 +72,10 @@ impl<B: Backend> Editor<B> for UltraEdit<B> {
         Ok(())
     }
 
+    fn train_batches(&self, _num_seq: usize) -> usize {
+        0
+    }
+
     fn edit(&mut self, lm: &mut CausalLm<B>, batch: &EditBatch) -> Result<(), MetaError> {
         if self.state.is_none() {
             let groups = Groups::new(lm, resolve_modules(lm, &self.config.modules)?);
@@ -87,23 +91,27 @@ impl<B: Backend> Editor<B> for UltraEdit<B> {
         }
         let quirk = self.config.reference_quirks && !batch.records.is_multiple_of(4);
         let (groups, nets) = self.state.as_mut().expect("built");
-        Snapshot::take(lm, &groups.modules).or_restore(lm, |lm| {
-            for step in nets.iter_mut() {
-                let mut caches = cache(lm, &batch.edit, groups, step)?;
-                if quirk {
-                    let last = batch.edit.last().map_or(0, |b| b.label_positions().len());
-                    for (_, g) in caches.iter_mut() {
-                        let [n, w] = g.dims();
-                        *g = g.clone().slice_assign(
-                            [n - last..n, 0..w],
-                            g.clone().slice([n - last..n, 0..w]).zeros_like(),
-                        );
+        let snapshot = Snapshot::take(lm, &groups.modules);
+        let modules = groups.modules.clone();
+        with_prefix_cache(lm, &modules, |lm| {
+            snapshot.or_restore(lm, |lm| {
+                for step in nets.iter_mut() {
+                    let mut caches = cache(lm, &batch.edit, groups, step)?;
+                    if quirk {
+                        let last = batch.edit.last().map_or(0, |b| b.label_positions().len());
+                        for (_, g) in caches.iter_mut() {
+                            let [n, w] = g.dims();
+                            *g = g.clone().slice_assign(
+                                [n - last..n, 0..w],
+                                g.clone().slice([n - last..n, 0..w]).zeros_like(),
+                            );
+                        }
                     }
+                    let preds = predict_all(&caches, groups, step, Predictor::Normalized)?;
+                    apply(lm, groups, &preds)?;
                 }
-                let preds = predict_all(&caches, groups, step, Predictor::Normalized)?;
-                apply(lm, groups, &preds)?;
-            }
-            Ok(())
+                Ok(())
+            })
         })
     }
 }

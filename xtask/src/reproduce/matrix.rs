@@ -168,7 +168,8 @@ pub struct ScenarioEntry {
     pub n_edits: usize,
     /// Edit batches applied one after another (1: batch editing).
     pub num_seq: usize,
-    /// Training batches (default: `num_seq`).
+    /// Training batches for every method (default: each editor's own count, as the
+    /// reference: `num_seq` for EMSEdit and RLEdit, 1 for MALMEN, 100 for MEND).
     pub train_batches: Option<usize>,
     /// Passes of the editor's training over the training batches (default 1).
     pub train_epochs: Option<usize>,
@@ -590,7 +591,7 @@ fn cells(file: &MatrixFile, origin: &str, root: &Path) -> Result<Vec<Cell>, Stri
                                 let quirks = s.reference_quirks.unwrap_or(false)
                                     || spec.overrides.reference_quirks == Some(true);
                                 let mut scenario = ScenarioConfig::sequential(s.n_edits, s.num_seq);
-                                scenario.train_batches = s.train_batches.unwrap_or(s.num_seq);
+                                scenario.train_batches = s.train_batches;
                                 scenario.train_epochs = s.train_epochs.unwrap_or(1);
                                 scenario.chunk = s.chunk.unwrap_or(4);
                                 scenario.curve = s.curve.unwrap_or(false);

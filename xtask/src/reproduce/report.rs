@@ -91,6 +91,12 @@ impl Agg<'_> {
         has_training(self.cell).then(|| mean(&self.values(|r| r.report.train_seconds_per_edit)))
     }
 
+    /// Training records per run (the mean over seeds, which all see the same count).
+    pub fn train_records(&self) -> String {
+        let counts = self.values(|r| r.report.train_records as f64);
+        format!("{}", mean(&counts).round())
+    }
+
     /// Mean editing seconds per edit.
     pub fn edit_time(&self) -> f64 {
         mean(&self.values(|r| r.report.edit_seconds_per_edit))
@@ -319,9 +325,9 @@ pub fn markdown(title: &str, cells: &[Cell], aggs: &[Agg]) -> String {
         );
         let _ = writeln!(
             out,
-            "| Method | n | Eff. | Gen. | Spe. | Train s/edit | Edit s/edit | Peak MiB |"
+            "| Method | n | Eff. | Gen. | Spe. | Train rec. | Train s/edit | Edit s/edit | Peak MiB |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         // The unedited model: one score per seed of the section (the seed picks the edits).
         let mut seeds: Vec<u64> = Vec::new();
         let mut before: Vec<&Scores> = Vec::new();
@@ -336,7 +342,7 @@ pub fn markdown(title: &str, cells: &[Cell], aggs: &[Agg]) -> String {
         };
         let _ = writeln!(
             out,
-            "| *unedited* | {} | {} | {} | {} | | | |",
+            "| *unedited* | {} | {} | {} | {} | | | | |",
             seeds.len(),
             before_stat(|s| s.efficacy),
             before_stat(|s| s.generalization),
@@ -350,11 +356,12 @@ pub fn markdown(title: &str, cells: &[Cell], aggs: &[Agg]) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {} | {n} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {n} | {} | {} | {} | {} | {} | {} | {} |",
                 agg.cell.label,
                 pct_stat(agg.after(|s| s.efficacy)),
                 pct_stat(agg.after(|s| s.generalization)),
                 pct_stat(agg.after(|s| s.specificity)),
+                agg.train_records(),
                 agg.train_time().map_or("–".into(), secs),
                 secs(agg.edit_time()),
                 mib(agg.peak_memory())
@@ -399,6 +406,7 @@ pub fn csv(aggs: &[Agg]) -> String {
         "sequence_efficacy",
         "sequence_generalization",
         "sequence_specificity",
+        "train_records",
         "train_seconds_per_edit",
         "edit_seconds_per_edit",
         "peak_memory_bytes",
@@ -432,6 +440,7 @@ pub fn csv(aggs: &[Agg]) -> String {
             opt(|s| s.efficacy).unwrap_or_default(),
             opt(|s| s.generalization).unwrap_or_default(),
             opt(|s| s.specificity).unwrap_or_default(),
+            r.train_records.to_string(),
             r.train_seconds_per_edit.to_string(),
             r.edit_seconds_per_edit.to_string(),
             r.peak_memory_bytes.to_string(),

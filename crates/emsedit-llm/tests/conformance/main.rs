@@ -5,5 +5,6 @@ mod errors;
 mod families;
 mod golden;
 mod loading;
+mod prefix;
 mod tokens;
 mod validation;

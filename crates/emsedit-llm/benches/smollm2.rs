@@ -1,0 +1,97 @@
+//! Raw passes of the real SmolLM2-135M on the batch that `scripts/bench-reference/run.sh`
+//! times in PyTorch (8 rows × 11 tokens, the last 3 labelled): the forward with every
+//! logit, the forward with the head at the labelled positions only, and the forward +
+//! backward an edit step runs (keys, output gradients and Γ of the 12 edited modules of
+//! `src/models.toml`), from the embeddings and from the prefix cache.
+//!
+//! Needs `cargo xtask fetch-models` (the models cache: `$EMSEDIT_MODELS_DIR`, else
+//! `~/.cache/emsedit/models`). `cargo bench -p emsedit-llm --bench smollm2`.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use emsedit_llm::{Batch, CausalLm, IGNORE};
+use emsedit_tensor::{Cpu, cpu};
+
+const BATCH: usize = 8;
+const TIME: usize = 11;
+const ANSWER: usize = 3;
+
+fn model_dir() -> PathBuf {
+    let cache = std::env::var_os("EMSEDIT_MODELS_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/emsedit/models"))
+        })
+        .unwrap_or_default();
+    cache.join("smollm2-135m")
+}
+
+/// Deterministic ids, the same as `passes.py`'s.
+fn batch(vocab: usize) -> Batch {
+    let n = BATCH * TIME;
+    let input_ids: Vec<i64> = (0..n).map(|i| ((i * 7919 + 13) % vocab) as i64).collect();
+    let labels = (0..n)
+        .map(|i| {
+            if i % TIME >= TIME - ANSWER {
+                input_ids[(i + 1) % n]
+            } else {
+                IGNORE
+            }
+        })
+        .collect();
+    Batch {
+        batch: BATCH,
+        time: TIME,
+        input_ids,
+        attention_mask: vec![1; n],
+        labels,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = model_dir();
+    if !dir.join("config.json").is_file() {
+        eprintln!(
+            "smollm2 bench: no model at {} (run `cargo xtask fetch-models`)",
+            dir.display()
+        );
+        return;
+    }
+    let mut lm = CausalLm::<Cpu>::load(&dir, &cpu()).expect("the converted SmolLM2 loads");
+    let batch = batch(lm.vocab_size());
+    let names = (10..15)
+        .map(|i| format!("model.layers.{i}.mlp.gate_proj"))
+        .chain((17..24).map(|i| format!("model.layers.{i}.mlp.up_proj")));
+    let modules: Vec<_> = names.map(|n| lm.module(&n).expect("module")).collect();
+
+    let mut group = c.benchmark_group("smollm2_b8x11");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(15));
+    group.bench_function("forward_all_logits", |b| {
+        b.iter(|| black_box(lm.forward(&batch).unwrap().into_data()))
+    });
+    group.bench_function("forward_label_logits", |b| {
+        b.iter(|| black_box(lm.label_logits(&batch).unwrap().into_data()))
+    });
+    group.bench_function("forward_backward_edit_hooks", |b| {
+        b.iter(|| {
+            let g = lm.edit_gradients(&batch, &modules).unwrap();
+            black_box(g.gammas[0].clone().into_data())
+        })
+    });
+    lm.start_prefix_cache(&modules);
+    group.bench_function("forward_backward_edit_hooks_prefix_cached", |b| {
+        b.iter(|| {
+            let g = lm.edit_gradients(&batch, &modules).unwrap();
+            black_box(g.gammas[0].clone().into_data())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,86 @@
+"""Raw LLM passes in PyTorch on the same batch as `cargo bench -p emsedit-llm --bench smollm2`.
+
+Times, on CPU with 2 threads, the forward (all logits, no grad) and the forward + backward
+that an edit step runs: the mean cross-entropy of the labelled positions, gradients on the
+12 edited weights of src/models.toml only. Prints one JSON object: medians in seconds.
+
+    scripts/bench-reference/run.sh [MODEL_DIR]
+"""
+
+import json
+import resource
+import statistics
+import sys
+import time
+
+import torch
+from transformers import AutoModelForCausalLM
+
+BATCH, TIME, ANSWER = 8, 11, 3
+MODULES = [f"model.layers.{i}.mlp.gate_proj" for i in range(10, 15)] + [
+    f"model.layers.{i}.mlp.up_proj" for i in range(17, 24)
+]
+
+
+def batch(vocab):
+    """The bench's batch: deterministic ids; the last ANSWER positions of a row are labelled."""
+    n = BATCH * TIME
+    ids = [(i * 7919 + 13) % vocab for i in range(n)]
+    labels = [
+        ids[(i + 1) % n] if i % TIME >= TIME - ANSWER else -100 for i in range(n)
+    ]
+    return (
+        torch.tensor(ids).reshape(BATCH, TIME),
+        torch.tensor(labels).reshape(BATCH, TIME),
+    )
+
+
+def median_time(f, warmup=2, runs=10):
+    for _ in range(warmup):
+        f()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main():
+    torch.set_num_threads(2)
+    model = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    named = dict(model.named_modules())
+    weights = [named[m].weight for m in MODULES]
+    ids, labels = batch(model.config.vocab_size)
+
+    def forward():
+        with torch.no_grad():
+            return model(input_ids=ids).logits
+
+    def forward_backward():
+        for w in weights:
+            w.requires_grad_(True)
+            w.grad = None
+        logits = model(input_ids=ids).logits
+        mask = labels != -100
+        loss = torch.nn.functional.cross_entropy(logits[mask], labels[mask])
+        loss.backward()
+        for w in weights:
+            w.requires_grad_(False)
+        return loss
+
+    out = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "batch": [BATCH, TIME],
+        "forward_s": median_time(forward),
+        "forward_backward_s": median_time(forward_backward),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
