@@ -301,8 +301,12 @@ impl<B: Backend> CausalLm<B> {
     /// Logits at the batch's labelled positions (N × V, in [`Batch::label_positions`]
     /// order): the head runs only there.
     pub fn label_logits(&self, batch: &Batch) -> Result<Tensor<B, 2>, LlmError> {
-        let positions = labelled(batch)?;
-        let logits = self.logits(batch, Some(&positions))?;
+        self.logits_at(batch, &labelled(batch)?)
+    }
+
+    /// Logits at the flat rows `positions` (N × V).
+    fn logits_at(&self, batch: &Batch, positions: &[i64]) -> Result<Tensor<B, 2>, LlmError> {
+        let logits = self.logits(batch, Some(positions))?;
         let [_, n, vocab] = logits.dims();
         Ok(logits.reshape([n, vocab]))
     }
@@ -354,7 +358,7 @@ impl<B: Backend> CausalLm<B> {
             return Ok(out);
         }
         let ids = self
-            .label_logits(batch)?
+            .logits_at(batch, &positions)?
             .argmax(1)
             .into_data()
             .convert::<i64>();
@@ -443,7 +447,7 @@ impl<B: Backend> CausalLm<B> {
         if positions.is_empty() {
             return Ok(out);
         }
-        let logits = self.label_logits(batch)?;
+        let logits = self.logits_at(batch, &positions)?;
         let logp = log_softmax(logits, 1).gather(1, label_targets(batch, &positions, &self.device));
         let picked = logp
             .into_data()
@@ -458,13 +462,9 @@ impl<B: Backend> CausalLm<B> {
 
     /// Mean cross-entropy over labelled positions.
     pub fn loss(&self, batch: &Batch) -> Result<f32, LlmError> {
-        let logits = self.label_logits(batch)?;
-        let positions = batch.label_positions();
-        let targets = label_targets(batch, &positions, &self.device);
-        Ok(log_softmax(logits, 1)
-            .gather(1, targets)
-            .mean()
-            .neg()
+        let positions = labelled(batch)?;
+        let logits = self.logits_at(batch, &positions)?;
+        Ok(label_cross_entropy(logits, batch, &positions)
             .into_scalar()
             .elem())
     }
@@ -503,10 +503,7 @@ impl<B: Backend> CausalLm<B> {
         let [_, n, vocab] = logits.dims();
         let logits = logits.reshape([n, vocab]);
         let loss = match objective {
-            Objective::CrossEntropy => log_softmax(logits, 1)
-                .gather(1, label_targets(batch, &positions, device))
-                .mean()
-                .neg(),
+            Objective::CrossEntropy => label_cross_entropy(logits, batch, &positions),
             Objective::Kl(reference) => kl_divergence(logits, reference)?,
         };
         let loss_value: f32 = loss.clone().inner().into_scalar().elem();
@@ -592,24 +589,20 @@ pub fn cross_entropy<B: Backend>(
     batch: &Batch,
 ) -> Result<Tensor<B, 1>, LlmError> {
     let [b, time, vocab] = logits.dims();
-    let positions = batch.label_positions();
-    if positions.is_empty() {
-        return Err(LlmError::Batch("no position carries a label".into()));
-    }
-    let device = logits.device();
-    let rows = Tensor::<B, 1, Int>::from_data(
-        TensorData::new(positions.clone(), [positions.len()]),
-        &device,
-    );
-    let targets: Vec<i64> = positions
-        .iter()
-        .map(|&p| batch.labels[p as usize])
-        .collect();
-    let targets =
-        Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [positions.len(), 1]), &device);
-    let logp = log_softmax(logits.reshape([b * time, vocab]).select(0, rows), 1);
-    let picked = logp.gather(1, targets);
-    Ok(picked.mean().neg())
+    let positions = labelled(batch)?;
+    let rows = flat_rows(&positions, &logits.device());
+    let at = logits.reshape([b * time, vocab]).select(0, rows);
+    Ok(label_cross_entropy(at, batch, &positions))
+}
+
+/// Mean cross-entropy of the logits at `positions` (N × V) against the labels there.
+fn label_cross_entropy<B: Backend>(
+    logits: Tensor<B, 2>,
+    batch: &Batch,
+    positions: &[i64],
+) -> Tensor<B, 1> {
+    let targets = label_targets(batch, positions, &logits.device());
+    log_softmax(logits, 1).gather(1, targets).mean().neg()
 }
 
 /// Whether every entry of `t` is finite: its sum is (a NaN or infinity anywhere makes the sum
