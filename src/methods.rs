@@ -176,6 +176,10 @@ pub struct Overrides {
     /// The initial (hypernetworks) or constant (UltraEdit) step size η.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
+    /// FT's Adam learning rate (default EasyEdit FT-L's 5e-4); FT only, so that the scale's
+    /// `lr` does not reach it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ft_lr: Option<f64>,
 }
 
 impl Overrides {
@@ -195,11 +199,14 @@ impl Overrides {
         }
     }
 
-    /// These overrides less the settings `kind` has no use for (FT takes none; UltraEdit only
-    /// K, the quirks switch and its step size).
+    /// These overrides less the settings `kind` has no use for (FT takes only `ft_lr`;
+    /// UltraEdit only K, the quirks switch and its step size).
     pub fn for_kind(&self, kind: MethodKind) -> Self {
         match kind {
-            MethodKind::Ft => Self::default(),
+            MethodKind::Ft => Self {
+                ft_lr: self.ft_lr,
+                ..Self::default()
+            },
             MethodKind::UltraEdit => Self {
                 steps: self.steps,
                 reference_quirks: self.reference_quirks,
@@ -227,6 +234,7 @@ impl Overrides {
         add(self.blocks.is_some(), "blocks");
         add(self.meta_lr.is_some(), "meta_lr");
         add(self.lr.is_some(), "lr");
+        add(self.ft_lr.is_some(), "ft_lr");
         out
     }
 
@@ -242,6 +250,7 @@ impl Overrides {
             blocks: other.blocks.or(self.blocks),
             meta_lr: other.meta_lr.or(self.meta_lr),
             lr: other.lr.or(self.lr),
+            ft_lr: other.ft_lr.or(self.ft_lr),
         }
     }
 }
@@ -351,7 +360,7 @@ impl MethodSpec {
     pub fn check(&self) -> Result<(), MethodError> {
         let o = &self.overrides;
         let allowed: &[&str] = match self.kind {
-            MethodKind::Ft => &[],
+            MethodKind::Ft => &["ft_lr"],
             MethodKind::UltraEdit => &["steps", "reference_quirks", "lr"],
             _ => &[
                 "steps",
@@ -405,6 +414,9 @@ impl MethodSpec {
         if o.lr.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
             return invalid("lr must be a positive number");
         }
+        if o.ft_lr.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
+            return invalid("ft_lr must be a positive number");
+        }
         Ok(())
     }
 
@@ -450,7 +462,13 @@ impl MethodSpec {
             EditorConfig::Hyper(c)
         };
         Ok(match self.kind {
-            MethodKind::Ft => EditorConfig::Ft(FtConfig::new(modules)),
+            MethodKind::Ft => {
+                let mut c = FtConfig::new(modules);
+                if let Some(v) = o.ft_lr {
+                    c.lr = v;
+                }
+                EditorConfig::Ft(c)
+            }
             MethodKind::UltraEdit => {
                 let mut c = UltraEditConfig::new(modules);
                 c.steps = k;
@@ -736,6 +754,7 @@ mod tests {
             blocks: Some(2),
             meta_lr: Some(1e-4),
             lr: Some(1e-3),
+            ft_lr: None,
         };
         let c = hyper(&spec, &ScenarioConfig::sequential(4, 2));
         assert_eq!(c.name, "EMSEdit (K=3)");
@@ -744,6 +763,24 @@ mod tests {
         assert!(!c.rank_decay && !c.stepwise_update && c.reference_quirks);
         assert_eq!((c.hyper.rank, c.hyper.blocks), (16, 2));
         assert_eq!((c.meta_lr, c.hyper.lr), (1e-4, 1e-3));
+
+        // FT takes its own learning rate and ignores the hypernetworks' η.
+        let mut ft = MethodSpec::parse("ft").unwrap();
+        ft.overrides.lr = Some(1e-2);
+        let config = |spec: &MethodSpec| spec.config(vec!["m".into()], &ScenarioConfig::batch(4));
+        match config(&ft).unwrap() {
+            EditorConfig::Ft(c) => assert_eq!(c.lr, 5e-4),
+            other => panic!("{other:?}"),
+        }
+        ft.overrides.ft_lr = Some(1e-3);
+        match config(&ft).unwrap() {
+            EditorConfig::Ft(c) => assert_eq!(c.lr, 1e-3),
+            other => panic!("{other:?}"),
+        }
+        ft.overrides.ft_lr = Some(-1.0);
+        assert!(config(&ft).is_err());
+        spec.overrides.ft_lr = Some(1e-3);
+        assert!(spec.check().is_err(), "ft_lr is FT's only");
 
         let mut malmen = MethodSpec::parse("malmen").unwrap();
         malmen.overrides.steps = Some(2);

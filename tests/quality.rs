@@ -32,6 +32,7 @@ fn mean_scores(method: &str, scenario: &ScenarioConfig) -> Scores {
         eval: &eval,
         source: None,
         skipped: Vec::new(),
+        glue: &[],
     };
     let mut spec = MethodSpec::parse(method).unwrap();
     spec.overrides = Overrides::cpu_scale().for_kind(spec.kind);

@@ -147,6 +147,7 @@ pub fn run_methods(
         eval: &eval,
         source: args.data.clone(),
         skipped,
+        glue: &[],
     };
     let mut reports = Vec::new();
     for name in &methods {

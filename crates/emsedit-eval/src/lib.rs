@@ -6,6 +6,7 @@
 //!   file, the record and the field; tokenized tuples and padded micro-batches exactly as
 //!   spec §1 ([`data::tokenize`], [`data::collate`]);
 //! - the metrics of spec §5 ([`metrics`]) and RippleEdits' test families ([`ripple`]);
+//! - the general-capability tasks of the paper's Appendix C ([`glue`]);
 //! - a seeded synthetic fact world ([`synthetic`]) that writes ZsRE- and CounterFact-format
 //!   files and a corpus of its true facts;
 //! - the scenarios — sequential, batch and sequential-batch editing — as one driver over the
@@ -16,6 +17,7 @@
 
 pub mod data;
 mod error;
+pub mod glue;
 pub mod metrics;
 pub mod ripple;
 pub mod scenario;

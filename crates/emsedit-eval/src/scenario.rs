@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::DataError;
 use crate::data::{EditRecord, MicroBatch, Skipped, Tuple, collate, tokenize};
+use crate::glue::{GlueScore, GlueSet, glue_scores};
 use crate::metrics::{counterfact_scores, mean, old_tokens, sequence_logprob, token_accuracy};
 use crate::ripple::{RippleReport, ripple_report};
 
@@ -60,6 +61,10 @@ pub struct ScenarioConfig {
     pub curve: bool,
     /// Reproduce the reference's quirks (CounterFact old labels padded with token 0).
     pub reference_quirks: bool,
+    /// Score the general-capability tasks of [`Run::glue`] on the unedited model and after
+    /// every this many edit batches (and after the last); `None`: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glue_every: Option<usize>,
 }
 
 impl ScenarioConfig {
@@ -75,6 +80,7 @@ impl ScenarioConfig {
             seed: 0,
             curve: false,
             reference_quirks: false,
+            glue_every: None,
         }
     }
 
@@ -133,6 +139,21 @@ pub struct Report {
     /// For RippleEdits records in the original format: every test family, before and after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ripple: Option<RippleReport>,
+    /// With [`ScenarioConfig::glue_every`]: the general-capability scores along the stream,
+    /// the unedited model's first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub glue: Vec<GluePoint>,
+}
+
+/// The general-capability scores after some edit batches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GluePoint {
+    /// Edit batches applied (0: the unedited model).
+    pub batches: usize,
+    /// Edits applied.
+    pub edits: usize,
+    /// One score per task.
+    pub scores: Vec<GlueScore>,
 }
 
 /// Per tuple, 1 when `log P(target) > log P(old_target)` under teacher forcing, else 0.
@@ -337,6 +358,8 @@ pub struct Run<'a, B: Backend> {
     pub source: Option<PathBuf>,
     /// Records the loaders skipped, carried into the [`Report`].
     pub skipped: Vec<Skipped>,
+    /// General-capability tasks, scored when [`ScenarioConfig::glue_every`] is set.
+    pub glue: &'a [GlueSet],
 }
 
 impl<'a, B: Backend> Run<'a, B> {
@@ -354,6 +377,7 @@ impl<'a, B: Backend> Run<'a, B> {
             eval,
             source: None,
             skipped: Vec::new(),
+            glue: &[],
         }
     }
 }
@@ -397,6 +421,9 @@ pub fn run<B: Backend>(
         return Err(RunError::Config(
             "n_edits and num_seq must be at least 1".into(),
         ));
+    }
+    if config.glue_every == Some(0) {
+        return Err(RunError::Config("glue_every must be at least 1".into()));
     }
     let product = |a: usize, b: usize, what: &str| {
         a.checked_mul(b).ok_or_else(|| {
@@ -464,6 +491,19 @@ pub fn run<B: Backend>(
     let trained_records =
         config.train_epochs * train_batches.iter().map(|b| b.records).sum::<usize>();
 
+    let glue_every = config.glue_every.filter(|_| !input.glue.is_empty());
+    let mut glue = Vec::new();
+    let mut glue_at = |lm: &CausalLm<B>, batches: usize| -> Result<(), RunError> {
+        glue.push(GluePoint {
+            batches,
+            edits: batches * n,
+            scores: glue_scores(lm, tok, input.glue, chunk)?,
+        });
+        Ok(())
+    };
+    if glue_every.is_some() {
+        glue_at(&lm, 0)?;
+    }
     let mut edit_seconds = 0.0;
     let mut curve = Vec::new();
     for (t, scored) in eval_batches.iter().enumerate() {
@@ -472,6 +512,9 @@ pub fn run<B: Backend>(
         edit_seconds += start.elapsed().as_secs_f64();
         if config.curve {
             curve.push(scores(&lm, &all[..=t])?);
+        }
+        if glue_every.is_some_and(|k| (t + 1) % k == 0 || t + 1 == eval_batches.len()) {
+            glue_at(&lm, t + 1)?;
         }
     }
     let after = scores(&lm, &all)?;
@@ -490,6 +533,7 @@ pub fn run<B: Backend>(
     };
     let ripple = ripple_report(input.model, &lm, tok, &eval, chunk)?;
     Ok(Report {
+        glue,
         sequence,
         skipped: input.skipped.clone(),
         warnings,

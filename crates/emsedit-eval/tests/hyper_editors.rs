@@ -78,6 +78,7 @@ fn run_with(
         eval: &eval,
         source: None,
         skipped: Vec::new(),
+        glue: &[],
     };
     let mut editor = HyperEditor::new(config(c));
     let report = run(&mut editor, &input, &scenario).unwrap();
@@ -211,6 +212,7 @@ fn malmen_and_malmen2_train_with_the_kl_locality() {
         eval: &recs,
         source: None,
         skipped: Vec::new(),
+        glue: &[],
     };
     let err = run(
         &mut HyperEditor::<Cpu>::new(config(c)),
@@ -265,6 +267,7 @@ fn mend_trains_the_sum_predictor() {
         eval: &eval,
         source: None,
         skipped: Vec::new(),
+        glue: &[],
     };
     let mut editor = HyperEditor::<Cpu>::new(c);
     let report = run(&mut editor, &input, &scenario).unwrap();

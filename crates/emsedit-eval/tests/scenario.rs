@@ -92,6 +92,7 @@ fn ft_sequential_run_raises_efficacy() {
         eval: &eval,
         source: None,
         skipped: Vec::new(),
+        glue: &[],
     };
     let mut config = ScenarioConfig::sequential(1, 8);
     config.curve = true;
@@ -133,6 +134,7 @@ fn too_few_records_is_a_config_error() {
         eval: &eval,
         source: None,
         skipped: Vec::new(),
+        glue: &[],
     };
     let err = run(&mut ft(), &input, &ScenarioConfig::batch(4)).unwrap_err();
     assert!(
@@ -177,6 +179,7 @@ fn counterfact_batch_run_scores_both_ways() {
         eval: &eval,
         source: None,
         skipped: Vec::new(),
+        glue: &[],
     };
     let report = run(&mut ft(), &input, &ScenarioConfig::batch(4)).unwrap();
     let seq = report

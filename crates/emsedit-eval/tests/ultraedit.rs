@@ -129,6 +129,7 @@ fn ultraedit2_runs_through_the_driver() {
         eval: &recs,
         source: None,
         skipped: Vec::new(),
+        glue: &[],
     };
     let mut config = UltraEditConfig::new(MODULES.iter().map(|s| s.to_string()).collect());
     config.steps = 2;

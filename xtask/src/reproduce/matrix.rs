@@ -34,6 +34,9 @@ pub struct MatrixFile {
     /// Hypernetwork scale for the methods that have one.
     #[serde(default)]
     pub hyper: Hyper,
+    /// The general-capability tasks of scenarios with `glue_every`.
+    #[serde(default)]
+    pub glue: GlueEntry,
     /// Models by name (tables keep the file's order).
     pub models: IndexMap<String, ModelEntry>,
     /// Data sets by name.
@@ -108,6 +111,25 @@ impl Hyper {
     }
 }
 
+/// `[glue]`: where the general-capability tasks are (`emsedit::eval::glue`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GlueEntry {
+    /// Folder of `sst2.json`, `mrpc.json`, `mmlu.json`, `rte.json`, `cola.json`, `nli.json`.
+    pub dir: String,
+    /// Test records per task, after the reference's ten few-shot records.
+    pub tests: usize,
+}
+
+impl Default for GlueEntry {
+    fn default() -> Self {
+        Self {
+            dir: "${EMSEDIT_DATA_DIR}/glue".into(),
+            tests: emsedit::eval::glue::DEFAULT_TESTS,
+        }
+    }
+}
+
 /// `[models.NAME]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -152,9 +174,13 @@ pub struct DatasetEntry {
     /// Train split file (real kinds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train: Option<String>,
-    /// Eval split file (real kinds).
+    /// Eval split file (real kinds; not read when `validation` is set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval: Option<String>,
+    /// Hyperparameter search: carve this many records off the end of the train split as the
+    /// eval split and train on the rest, so that no eval record is seen (real kinds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<usize>,
     /// Keep only the first `limit` records of each split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
@@ -179,6 +205,8 @@ pub struct ScenarioEntry {
     pub curve: Option<bool>,
     /// The data side of the reference's quirks (CounterFact old-label padding).
     pub reference_quirks: Option<bool>,
+    /// Score the `[glue]` tasks on the unedited model and after every this many batches.
+    pub glue_every: Option<usize>,
 }
 
 /// `[[experiments]]`: one cartesian product.
@@ -235,6 +263,8 @@ pub struct Ablation {
     pub meta_lr: Option<f64>,
     /// Initial step size η.
     pub lr: Option<f64>,
+    /// FT's Adam learning rate.
+    pub ft_lr: Option<f64>,
 }
 
 impl Ablation {
@@ -248,6 +278,7 @@ impl Ablation {
             blocks: self.blocks,
             meta_lr: self.meta_lr,
             lr: self.lr,
+            ft_lr: self.ft_lr,
             steps: None,
         }
     }
@@ -309,6 +340,9 @@ pub struct Cell {
     pub scenario_name: String,
     /// The scenario (its seed is the cell's seed).
     pub scenario: ScenarioConfig,
+    /// The general-capability tasks, when the scenario scores them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glue: Option<GlueEntry>,
 }
 
 impl Cell {
@@ -503,19 +537,35 @@ fn check_file(file: &MatrixFile, origin: &str) -> Result<(), String> {
         if s.chunk == Some(0) {
             return Err(format!("{at}.chunk: must be at least 1"));
         }
+        if s.glue_every == Some(0) {
+            return Err(format!("{at}.glue_every: must be at least 1"));
+        }
     }
     for (name, d) in &file.datasets {
         let at = format!("{origin}: datasets.{name}");
         match (d.kind.synthetic(), &d.train, &d.eval) {
             (true, Some(_), _) => return Err(format!("{at}.train: synthetic data has no files")),
             (true, _, Some(_)) => return Err(format!("{at}.eval: synthetic data has no files")),
+            (true, _, _) if d.validation.is_some() => {
+                return Err(format!(
+                    "{at}.validation: synthetic data has no train file to carve it from"
+                ));
+            }
             (false, None, _) => return Err(format!("{at}.train: a file is needed")),
-            (false, _, None) => return Err(format!("{at}.eval: a file is needed")),
+            (false, _, None) if d.validation.is_none() => {
+                return Err(format!("{at}.eval: a file is needed"));
+            }
             _ => {}
         }
         if d.limit == Some(0) {
             return Err(format!("{at}.limit: must be at least 1"));
         }
+        if d.validation == Some(0) {
+            return Err(format!("{at}.validation: must be at least 1"));
+        }
+    }
+    if file.glue.tests == 0 {
+        return Err(format!("{origin}: glue.tests: must be at least 1"));
     }
     if file.datasets.values().any(|d| d.kind.synthetic()) {
         file.world
@@ -596,6 +646,7 @@ fn cells(file: &MatrixFile, origin: &str, root: &Path) -> Result<Vec<Cell>, Stri
                                 scenario.chunk = s.chunk.unwrap_or(4);
                                 scenario.curve = s.curve.unwrap_or(false);
                                 scenario.reference_quirks = quirks;
+                                scenario.glue_every = s.glue_every;
                                 if data.kind.synthetic() {
                                     let need = s.n_edits.checked_mul(s.num_seq).ok_or_else(|| {
                                         format!(
@@ -640,7 +691,7 @@ fn cells(file: &MatrixFile, origin: &str, root: &Path) -> Result<Vec<Cell>, Stri
                                 for (round, &seed) in seeds.iter().enumerate() {
                                     let mut scenario = scenario.clone();
                                     scenario.seed = seed;
-                                    let cell = make_cell(
+                                    let mut cell = make_cell(
                                         &exp.name,
                                         spec.clone(),
                                         ablation_name.clone(),
@@ -650,6 +701,15 @@ fn cells(file: &MatrixFile, origin: &str, root: &Path) -> Result<Vec<Cell>, Stri
                                         data.kind.synthetic().then_some(world),
                                         (scenario_name, scenario),
                                     );
+                                    if cell.scenario.glue_every.is_some() {
+                                        cell.glue = Some(file.glue.clone());
+                                        let glue =
+                                            serde_json::to_string(&cell.glue).unwrap_or_default();
+                                        for key in [&mut cell.key, &mut cell.group] {
+                                            let h = fnv1a(format!("{key}{glue}").as_bytes());
+                                            *key = format!("{h:016x}");
+                                        }
+                                    }
                                     if seen.insert(cell.key.clone()) {
                                         out.push((round, cell));
                                     }
@@ -758,6 +818,7 @@ fn make_cell(
         world,
         scenario_name: scenario_name.clone(),
         scenario,
+        glue: None,
     }
 }
 

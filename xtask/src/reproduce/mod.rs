@@ -21,7 +21,7 @@ use matrix::{Cell, Matrix};
 use runner::Results;
 
 /// The built-in matrices, by preset name, with the file they come from.
-pub const PRESETS: [(&str, &str); 3] = [
+pub const PRESETS: [(&str, &str); 4] = [
     (
         "xtask/presets/default.toml",
         include_str!("../../presets/default.toml"),
@@ -34,16 +34,21 @@ pub const PRESETS: [(&str, &str); 3] = [
         "xtask/presets/smollm2.toml",
         include_str!("../../presets/smollm2.toml"),
     ),
+    (
+        "xtask/presets/smollm2-real.toml",
+        include_str!("../../presets/smollm2-real.toml"),
+    ),
 ];
 
 /// `cargo xtask reproduce` options.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Built-in matrix: `default` (CPU-sized, the embedded fixture model, minutes), `smollm2`
-    /// (the real SmolLM2-135M after `cargo xtask fetch-models`, CPU, about 45 minutes) or
-    /// `paper` (the paper's Table 1/2 settings for a GPU: Hugging Face model directories, real
-    /// data).
-    #[arg(long, default_value = "default", value_parser = ["default", "smollm2", "paper"])]
+    /// (the real SmolLM2-135M after `cargo xtask fetch-models`, synthetic facts, CPU, about
+    /// 45 minutes), `smollm2-real` (SmolLM2 with real ZsRE and CounterFact: a hyperparameter
+    /// search on validation records, then the table; hours) or `paper` (the paper's Table 1/2
+    /// settings for a GPU: Hugging Face model directories, real data).
+    #[arg(long, default_value = "default", value_parser = ["default", "smollm2", "smollm2-real", "paper"])]
     preset: String,
     /// A matrix TOML file to run instead of a preset (format: docs/reproduce.md).
     #[arg(long, value_name = "FILE")]

@@ -1,6 +1,8 @@
 //! Plots of the finished cells, each as PNG and SVG: scores against the number of
 //! back-propagation steps K, scores against the number of edits (curve mode, or scenarios
-//! that differ only in `num_seq`), and the time per edit of every method. Every point and
+//! that differ only in `num_seq`), against the training records (rows that differ in their
+//! training budget), the general-capability F1 against the number of edits, and the time per
+//! edit of every method. Every point and
 //! bar is the mean over a configuration's finished seeds (curves: the mean curve).
 //!
 //! Text is drawn with DejaVu Sans embedded in the binary (no system fonts needed).
@@ -12,7 +14,7 @@ use plotters::coord::Shift;
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 
-use super::report::{Agg, sections};
+use super::report::{Agg, glue_rows, has_training, sections};
 
 const FONT: &str = "sans-serif";
 const PALETTE: [RGBColor; 10] = [
@@ -533,19 +535,35 @@ pub fn edits_figures(aggs: &[Agg]) -> Vec<(String, LineFigure)> {
                 labels.push(a.cell.label.clone());
             }
         }
-        let series_of = |m: usize| {
-            labels
+        let edits = |a: &Agg| (a.cell.scenario.num_seq * n) as f64;
+        out.push((
+            format!("edits_{}_{}_n{n}", slug(&model), slug(&dataset)),
+            LineFigure {
+                title: format!("Scores vs number of edits ({n} per batch) — {model} · {dataset}"),
+                x_label: "edits (num_seq × n_edits)".into(),
+                y_label: y_label("score ×100", &group),
+                panels: final_scores_against(&labels, &group, &edits),
+            },
+        ));
+    }
+    out
+}
+
+/// One panel per metric: for each label a line of its rows' mean final scores against `x`.
+fn final_scores_against(
+    labels: &[String],
+    group: &[&Agg],
+    x: &dyn Fn(&Agg) -> f64,
+) -> Vec<(String, Vec<Series>)> {
+    (0..3)
+        .map(|m| {
+            let series = labels
                 .iter()
                 .map(|label| {
                     let mut points: Vec<(f64, f64)> = group
                         .iter()
                         .filter(|a| &a.cell.label == label)
-                        .map(|a| {
-                            (
-                                (a.cell.scenario.num_seq * n) as f64,
-                                metric(&a.mean_after(), m),
-                            )
-                        })
+                        .map(|a| (x(a), metric(&a.mean_after(), m)))
                         .collect();
                     points.sort_by(|a, b| a.0.total_cmp(&b.0));
                     Series {
@@ -553,15 +571,121 @@ pub fn edits_figures(aggs: &[Agg]) -> Vec<(String, LineFigure)> {
                         points,
                     }
                 })
-                .collect()
+                .collect();
+            (METRICS[m].to_string(), series)
+        })
+        .collect()
+}
+
+/// Figures of the general-capability F1 against the number of edits (the paper's Fig. 14):
+/// per section with such scores, one panel per task, one line per method.
+pub fn glue_figures(aggs: &[Agg]) -> Vec<(String, LineFigure)> {
+    let mut out = Vec::new();
+    for ((model, dataset, scenario), group) in sections(aggs) {
+        let rows = glue_rows(&group);
+        let Some((_, first)) = rows.first() else {
+            continue;
+        };
+        let panels = first[0]
+            .1
+            .iter()
+            .enumerate()
+            .map(|(i, (task, _))| {
+                let series = rows
+                    .iter()
+                    .map(|(agg, points)| Series {
+                        name: agg.cell.label.clone(),
+                        points: points
+                            .iter()
+                            .filter_map(|(edits, f1)| Some((*edits as f64, f1.get(i)?.1)))
+                            .collect(),
+                    })
+                    .collect();
+                (task.name().to_uppercase(), series)
+            })
+            .collect();
+        let with: Vec<&Agg> = rows.iter().map(|(a, _)| *a).collect();
+        out.push((
+            format!(
+                "glue_{}_{}_{}",
+                slug(&model),
+                slug(&dataset),
+                slug(&scenario)
+            ),
+            LineFigure {
+                title: format!("General capability vs edits — {model} · {dataset} · {scenario}"),
+                x_label: "edits so far".into(),
+                y_label: y_label("weighted F1 ×100", &with),
+                panels,
+            },
+        ));
+    }
+    out
+}
+
+/// Figures of the scores against the training records an editor saw (the paper's Fig. 7):
+/// per model, data set and edit layout (`n_edits` × `num_seq`) whose rows ran with at least
+/// two training budgets, one line per method.
+pub fn training_figures(aggs: &[Agg]) -> Vec<(String, LineFigure)> {
+    let mut keys: Vec<(String, String, usize, usize)> = Vec::new();
+    for agg in aggs {
+        let c = agg.cell;
+        let k = (
+            c.model.clone(),
+            c.dataset.clone(),
+            c.scenario.n_edits,
+            c.scenario.num_seq,
+        );
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let records = |a: &Agg| a.train_records().parse::<f64>().unwrap_or(0.0);
+    let mut out = Vec::new();
+    for (model, dataset, n, t) in keys {
+        let group: Vec<&Agg> = aggs
+            .iter()
+            .filter(|a| {
+                let c = a.cell;
+                c.model == model
+                    && c.dataset == dataset
+                    && c.scenario.n_edits == n
+                    && c.scenario.num_seq == t
+                    && has_training(c)
+            })
+            .collect();
+        let mut labels: Vec<String> = Vec::new();
+        for a in &group {
+            if !labels.contains(&a.cell.label) {
+                labels.push(a.cell.label.clone());
+            }
+        }
+        // Only methods that ran with two or more budgets make a line.
+        labels.retain(|label| {
+            let mut budgets: Vec<u64> = group
+                .iter()
+                .filter(|a| &a.cell.label == label)
+                .map(|a| records(a) as u64)
+                .collect();
+            budgets.sort_unstable();
+            budgets.dedup();
+            budgets.len() >= 2
+        });
+        if labels.is_empty() {
+            continue;
+        }
+        let layout = if t == 1 {
+            format!("batch {n}")
+        } else {
+            format!("{t} × {n}")
         };
         out.push((
-            format!("edits_{}_{}_n{n}", slug(&model), slug(&dataset)),
+            format!("training_{}_{}_{t}x{n}", slug(&model), slug(&dataset)),
             LineFigure {
-                title: format!("Scores vs number of edits ({n} per batch) — {model} · {dataset}"),
-                x_label: "edits (num_seq × n_edits)".into(),
+                title: format!("Scores vs training records — {model} · {dataset} · {layout}"),
+                x_label: "training records".into(),
                 y_label: y_label("score ×100", &group),
-                panels: panels_of(&series_of),
+                panels: final_scores_against(&labels, &group, &records),
             },
         ));
     }
@@ -609,7 +733,12 @@ pub fn time_figures(aggs: &[Agg]) -> Vec<(String, BarFigure)> {
 pub fn write_all(aggs: &[Agg], dir: &Path) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
     let mut files = Vec::new();
-    for (name, fig) in steps_figures(aggs).into_iter().chain(edits_figures(aggs)) {
+    for (name, fig) in steps_figures(aggs)
+        .into_iter()
+        .chain(edits_figures(aggs))
+        .chain(glue_figures(aggs))
+        .chain(training_figures(aggs))
+    {
         files.extend(save(&fig, &dir.join(name))?);
     }
     for (name, fig) in time_figures(aggs) {

@@ -5,6 +5,8 @@
 use std::fmt::Write as _;
 
 use emsedit::Scores;
+use emsedit::eval::glue::GlueTask;
+use emsedit::eval::scenario::GluePoint;
 
 use super::matrix::Cell;
 use super::runner::Record;
@@ -110,6 +112,37 @@ impl Agg<'_> {
             .filter(|&b| b > 0.0)
             .collect();
         mean(&known).round() as u64
+    }
+
+    /// The general-capability F1 (×100) per task along the stream, mean over the seeds that
+    /// scored it: `(edits, [(task, F1)])`, as long as the shortest run's.
+    pub fn mean_glue(&self) -> GlueCurve {
+        let runs: Vec<&Vec<GluePoint>> = self
+            .runs
+            .iter()
+            .map(|(_, r)| &r.report.glue)
+            .filter(|g| !g.is_empty())
+            .collect();
+        let len = runs.iter().map(|g| g.len()).min().unwrap_or(0);
+        (0..len)
+            .map(|t| {
+                let first = &runs[0][t];
+                let tasks = first
+                    .scores
+                    .iter()
+                    .enumerate()
+                    .map(|(i, score)| {
+                        let f1: Vec<f64> = runs
+                            .iter()
+                            .filter_map(|g| g[t].scores.get(i))
+                            .map(|s| 100.0 * s.f1)
+                            .collect();
+                        (score.task, mean(&f1))
+                    })
+                    .collect();
+                (first.edits, tasks)
+            })
+            .collect()
     }
 
     /// The mean curve over the seeds that scored one (curve mode), as long as the shortest.
@@ -368,8 +401,52 @@ pub fn markdown(title: &str, cells: &[Cell], aggs: &[Agg]) -> String {
             );
         }
         out.push('\n');
+        glue_table(&mut out, &group);
     }
     out
+}
+
+/// General-capability F1 ×100 per task along a stream: `(edits, [(task, F1)])`.
+pub type GlueCurve = Vec<(usize, Vec<(GlueTask, f64)>)>;
+
+/// The rows of a section that scored the general-capability tasks, with their mean curves.
+pub fn glue_rows<'r, 'a>(group: &[&'r Agg<'a>]) -> Vec<(&'r Agg<'a>, GlueCurve)> {
+    group
+        .iter()
+        .map(|&a| (a, a.mean_glue()))
+        .filter(|(_, g)| !g.is_empty())
+        .collect()
+}
+
+/// The general-capability scores of a section's rows along the stream, if any row has them.
+fn glue_table(out: &mut String, group: &[&Agg]) {
+    let rows = glue_rows(group);
+    let Some((_, first)) = rows.first() else {
+        return;
+    };
+    let tasks: Vec<GlueTask> = first[0].1.iter().map(|(t, _)| *t).collect();
+    let _ = writeln!(
+        out,
+        "General capability (the paper's Appendix C): weighted F1 ×100 of each task's log-prob \
+         prediction, mean over seeds, after the given number of edits (0: unedited).\n"
+    );
+    let names: Vec<&str> = tasks.iter().map(|t| t.name()).collect();
+    let _ = writeln!(out, "| Method | edits | {} | mean |", names.join(" | "));
+    let _ = writeln!(out, "|---|---:|{}---:|", "---:|".repeat(tasks.len()));
+    for (agg, points) in &rows {
+        for (edits, scores) in points {
+            let f1: Vec<f64> = scores.iter().map(|(_, f)| *f).collect();
+            let cells: Vec<String> = f1.iter().map(|f| format!("{f:.1}")).collect();
+            let _ = writeln!(
+                out,
+                "| {} | {edits} | {} | {:.1} |",
+                agg.cell.label,
+                cells.join(" | "),
+                mean(&f1)
+            );
+        }
+    }
+    out.push('\n');
 }
 
 fn field(s: &str) -> String {

@@ -11,6 +11,7 @@ use std::time::Instant;
 use emsedit::eval::data::{
     Dataset, EditRecord, Loaded, Skipped, from_json, load, ripple_split, skip_summary,
 };
+use emsedit::eval::glue::{GlueSet, load_glue_dir};
 use emsedit::eval::scenario::{Report, Run, run};
 use emsedit::eval::synthetic::{FactWorld, Split, WorldConfig};
 use emsedit::llm::{CausalLm, LmTokenizer};
@@ -19,7 +20,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use super::matrix::{Cell, DatasetKind, resolve};
+use super::matrix::{Cell, DatasetKind, GlueEntry, resolve};
 
 /// One line of `results.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,6 +118,7 @@ struct Inputs<B: Backend> {
     models: HashMap<String, (CausalLm<B>, LmTokenizer)>,
     data: HashMap<String, Split2>,
     worlds: HashMap<String, FactWorld>,
+    glue: HashMap<String, Vec<GlueSet>>,
 }
 
 impl<B: Backend> Inputs<B> {
@@ -131,6 +133,23 @@ impl<B: Backend> Inputs<B> {
         self.models
             .get(&cell.model_path)
             .ok_or_else(|| "model cache".to_string())
+    }
+
+    /// Loads the tasks of `entry` once; returns their key in `self.glue`.
+    fn glue(&mut self, entry: &GlueEntry) -> Result<String, String> {
+        let key = serde_json::to_string(entry).map_err(|e| e.to_string())?;
+        if !self.glue.contains_key(&key) {
+            let dir = resolve(&self.root, &entry.dir);
+            let sets = load_glue_dir(&dir, entry.tests).map_err(|e| e.to_string())?;
+            info!(
+                "general-capability tasks: {} × {} records from {}",
+                sets.len(),
+                entry.tests,
+                dir.display()
+            );
+            self.glue.insert(key.clone(), sets);
+        }
+        Ok(key)
     }
 
     fn data(&mut self, cell: &Cell) -> Result<&Split2, String> {
@@ -199,19 +218,39 @@ impl<B: Backend> Inputs<B> {
                     .map(|p| resolve(&self.root, p))
                     .ok_or_else(|| format!("data set {}: a file is missing", cell.dataset))
             };
-            let (train, eval) = (file(&d.train)?, file(&d.eval)?);
+            let train = file(&d.train)?;
             let read = |p: &Path, f| load(p, f).map_err(|e| e.to_string());
-            let (train, eval) = if train == eval && d.kind == DatasetKind::Ripple {
-                // One RippleEdits file for both: its documented split.
-                ripple_split(read(&train, train_format)?)
-            } else {
-                (read(&train, train_format)?, read(&eval, eval_format)?)
+            let (train, eval) = match d.validation {
+                Some(n) => {
+                    let mut both = [read(&train, train_format)?, read(&train, eval_format)?];
+                    if d.kind == DatasetKind::Ripple {
+                        // Carved from the train side of the documented split.
+                        both = both.map(|l| ripple_split(l).0);
+                    }
+                    let [train, eval] = both;
+                    validation_split(train, eval, n)
+                        .map_err(|e| format!("data set {}: validation: {e}", cell.dataset))?
+                }
+                None => {
+                    let eval = file(&d.eval)?;
+                    if train == eval && d.kind == DatasetKind::Ripple {
+                        // One RippleEdits file for both: its documented split.
+                        ripple_split(read(&train, train_format)?)
+                    } else {
+                        (read(&train, train_format)?, read(&eval, eval_format)?)
+                    }
+                }
             };
-            (
-                train.records,
-                eval.records,
-                [train.skipped, eval.skipped].concat(),
-            )
+            // Results name the files as the matrix writes them, not this machine's paths.
+            let mut skipped = [train.skipped, eval.skipped].concat();
+            for s in &mut skipped {
+                for written in [&d.train, &d.eval].into_iter().flatten() {
+                    if s.path == resolve(&self.root, written) {
+                        s.path = PathBuf::from(written);
+                    }
+                }
+            }
+            (train.records, eval.records, skipped)
         };
         if let Some(n) = d.limit {
             train.truncate(n);
@@ -219,6 +258,29 @@ impl<B: Backend> Inputs<B> {
         }
         Ok((train, eval, skipped))
     }
+}
+
+/// The train split's records less its last `n`, and the last `n` as read in the eval
+/// format (`as_eval`: the same file read as eval records), for hyperparameter search.
+fn validation_split(train: Loaded, as_eval: Loaded, n: usize) -> Result<(Loaded, Loaded), String> {
+    let total = train.records.len();
+    if as_eval.records.len() != total {
+        return Err(format!(
+            "the train file gives {total} train records and {} eval records",
+            as_eval.records.len()
+        ));
+    }
+    if n >= total {
+        return Err(format!(
+            "{n} validation records leave none of the train file's {total} to train on"
+        ));
+    }
+    let mut kept = train;
+    kept.records.truncate(total - n);
+    let mut held = as_eval;
+    held.records.drain(..total - n);
+    held.skipped.clear();
+    Ok((kept, held))
 }
 
 /// Resets the peak resident set size (Linux; elsewhere a no-op), so that each cell's report
@@ -233,6 +295,10 @@ fn run_cell<B: Backend>(inputs: &mut Inputs<B>, cell: &Cell) -> Result<Record, S
     inputs.data(cell)?;
     inputs.model(cell)?;
     let data_key = serde_json::json!([&cell.data, cell.world]).to_string();
+    let glue_key = cell.glue.as_ref().map(|e| inputs.glue(e)).transpose()?;
+    let glue: &[GlueSet] = glue_key
+        .and_then(|k| inputs.glue.get(&k))
+        .map_or(&[], Vec::as_slice);
     let (train, eval, skipped) = &inputs.data[&data_key];
     let (lm, tok) = &inputs.models[&cell.model_path];
     let input = Run {
@@ -242,6 +308,7 @@ fn run_cell<B: Backend>(inputs: &mut Inputs<B>, cell: &Cell) -> Result<Record, S
         eval,
         source: None,
         skipped: skipped.clone(),
+        glue,
     };
     reset_peak_memory();
     let start = Instant::now();
@@ -272,6 +339,12 @@ pub fn preflight(root: &Path, cells: &[&Cell]) -> Result<(), String> {
         )];
         for file in [&cell.data.train, &cell.data.eval].into_iter().flatten() {
             wanted.push((format!("data set {}", cell.dataset), resolve(root, file)));
+        }
+        if let Some(glue) = &cell.glue {
+            for task in emsedit::eval::glue::GlueTask::ALL {
+                let file = resolve(root, &glue.dir).join(format!("{}.json", task.name()));
+                wanted.push(("general-capability task".to_string(), file));
+            }
         }
         for (what, path) in wanted {
             if seen.insert(path.clone()) && !path.is_file() {
@@ -313,6 +386,7 @@ pub fn run_cells<B: Backend>(
         models: HashMap::new(),
         data: HashMap::new(),
         worlds: HashMap::new(),
+        glue: HashMap::new(),
     };
     let bar = super::progress::bar(pending.len() as u64);
     bar.set_style(
@@ -362,4 +436,35 @@ pub fn run_cells<B: Backend>(
 
 fn finish(bar: &ProgressBar) {
     bar.finish_and_clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use emsedit::eval::synthetic::{FactWorld, Split, WorldConfig};
+
+    #[test]
+    fn the_validation_records_are_the_train_files_tail_read_as_eval() {
+        let world = FactWorld::generate(WorldConfig {
+            seed: 3,
+            subjects: 40,
+            train_records: 12,
+            eval_records: 12,
+        });
+        let records = world.zsre_records(Split::Train);
+        let loaded = |r: &[EditRecord]| Loaded {
+            records: r.to_vec(),
+            skipped: Vec::new(),
+        };
+        let (train, eval) = validation_split(loaded(&records), loaded(&records), 5).unwrap();
+        assert_eq!(train.records, records[..7]);
+        assert_eq!(eval.records, records[7..]);
+        let err = validation_split(loaded(&records), loaded(&records), 12).unwrap_err();
+        assert!(err.contains("none of the train file's 12"), "{err}");
+        let err = validation_split(loaded(&records), loaded(&records[1..]), 2).unwrap_err();
+        assert!(
+            err.contains("12 train records and 11 eval records"),
+            "{err}"
+        );
+    }
 }

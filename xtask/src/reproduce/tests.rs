@@ -268,3 +268,164 @@ fn absurd_sizes_are_config_errors_naming_the_key() {
         assert!(err.contains(key), "{to}: {err}");
     }
 }
+
+/// GLUE-shaped files of one-word sentences (the tiny fixture holds 64 positions).
+fn tiny_glue(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let pair = |i: usize| {
+        format!(
+            r#"{{"sentence1": "a", "sentence2": "b", "label": {}}}"#,
+            i % 2
+        )
+    };
+    let one = |i: usize| format!(r#"{{"sentence": "word", "label": {}}}"#, i % 2);
+    let nli = |i: usize| {
+        let l = ["entailment", "not_entailment"][i % 2];
+        format!(r#"{{"sentence1": "a", "sentence2": "b", "label": "{l}"}}"#)
+    };
+    let mmlu = |i: usize| {
+        format!(
+            r#"{{"question": "q", "choices": ["a", "b", "c", "d"], "answer": {}}}"#,
+            i % 4
+        )
+    };
+    let files: [(&str, &dyn Fn(usize) -> String); 6] = [
+        ("sst2", &one),
+        ("cola", &one),
+        ("mrpc", &pair),
+        ("rte", &pair),
+        ("nli", &nli),
+        ("mmlu", &mmlu),
+    ];
+    for (name, make) in files {
+        let records: Vec<String> = (0..14).map(make).collect();
+        std::fs::write(
+            dir.join(format!("{name}.json")),
+            format!("[{}]", records.join(",")),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn validation_search_and_general_capability_cells_run_and_report() {
+    let out = temp_dir("glue");
+    let data = out.join("data");
+    let world =
+        emsedit::eval::synthetic::FactWorld::generate(emsedit::eval::synthetic::WorldConfig {
+            seed: 7,
+            subjects: 40,
+            train_records: 12,
+            eval_records: 12,
+        });
+    world.write(&data).unwrap();
+    tiny_glue(&data.join("glue"));
+    let text = format!(
+        r#"
+name = "val"
+seed = 1
+[hyper]
+rank = 8
+blocks = 2
+lr = 1e-3
+[glue]
+dir = "{data}/glue"
+tests = 4
+[models.tiny-gpt2]
+path = "fixtures/llm/gpt2"
+[datasets.zsre-val]
+kind = "zsre"
+train = "{data}/zsre/train.json"
+validation = 4
+[scenarios.seq-2x2]
+n_edits = 2
+num_seq = 2
+glue_every = 1
+[[experiments]]
+name = "search"
+methods = ["emsedit"]
+ablations = [{{ name = "lr 1e-4", lr = 1e-4 }}, {{ name = "lr 1e-3", lr = 1e-3 }}]
+[[experiments]]
+name = "search-ft"
+methods = ["ft"]
+ablations = [{{ name = "lr 1e-4", ft_lr = 1e-4 }}, {{ name = "lr 1e-3", ft_lr = 1e-3 }}]
+"#,
+        data = data.display()
+    );
+    let root = root();
+    let opts = Options {
+        matrix: Matrix::parse(&text, "val.toml", &root).unwrap(),
+        ..options(&out, None)
+    };
+    assert_eq!(opts.matrix.cells.len(), 4);
+    execute(&opts).unwrap();
+    let results = Results::open(&out.join("results.jsonl")).unwrap();
+    assert_eq!(results.records.len(), 4);
+    for r in &results.records {
+        let at: Vec<usize> = r.report.glue.iter().map(|p| p.edits).collect();
+        assert_eq!(at, [0, 2, 4], "{}", r.id);
+        assert!(
+            r.report
+                .glue
+                .iter()
+                .all(|p| p.scores.len() == 6 && p.scores[0].n == 4)
+        );
+    }
+    // The FT learning rate reaches FT: its two rows differ.
+    let ft: Vec<_> = results
+        .records
+        .iter()
+        .filter(|r| r.id.starts_with("FT"))
+        .collect();
+    assert_eq!(ft.len(), 2);
+    assert_ne!(ft[0].cell.key, ft[1].cell.key);
+    let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+    assert!(
+        table.contains("General capability") && table.contains("| sst2 |"),
+        "{table}"
+    );
+    assert!(
+        out.join("plots/glue_tiny-gpt2_zsre-val_seq-2x2.svg")
+            .exists()
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn the_validation_split_is_the_tail_of_the_train_file() {
+    let root = root();
+    let text = TINY.replace(
+        "kind = \"synthetic-zsre\"",
+        "kind = \"zsre\"\ntrain = \"t.json\"\nvalidation = 3",
+    );
+    let m = Matrix::parse(&text, "tiny.toml", &root).unwrap();
+    assert_eq!(m.cells[0].data.validation, Some(3));
+    assert_eq!(m.cells[0].data.eval, None);
+    for (from, to, want) in [
+        (
+            "validation = 3",
+            "validation = 0",
+            "validation: must be at least 1",
+        ),
+        ("validation = 3", "", "eval: a file is needed"),
+    ] {
+        let err = Matrix::parse(&text.replace(from, to), "tiny.toml", &root).unwrap_err();
+        assert!(err.contains(want), "{err}");
+    }
+    let synthetic = TINY.replace(
+        "kind = \"synthetic-zsre\"",
+        "kind = \"synthetic-zsre\"\nvalidation = 3",
+    );
+    let err = Matrix::parse(&synthetic, "tiny.toml", &root).unwrap_err();
+    assert!(err.contains("validation"), "{err}");
+    // Cells without `glue_every` keep their keys when a [glue] section is added.
+    let plain = Matrix::parse(TINY, "tiny.toml", &root).unwrap();
+    let with = Matrix::parse(
+        &TINY.replace("[hyper]", "[glue]\ntests = 5\n\n[hyper]"),
+        "tiny.toml",
+        &root,
+    )
+    .unwrap();
+    let keys = |m: &Matrix| m.cells.iter().map(|c| c.key.clone()).collect::<Vec<_>>();
+    assert_eq!(keys(&plain), keys(&with));
+}

@@ -213,3 +213,52 @@ fn ripple_folder_splits_reproducibly() {
     let (train, eval) = load_splits(&dir, Dataset::Ripple).unwrap();
     assert_eq!((train.records.len(), eval.records.len()), (477, 233));
 }
+
+#[test]
+fn the_general_capability_tasks_load_as_the_reference_reads_them() {
+    use emsedit_eval::glue::{DEFAULT_TESTS, GlueTask, load_glue, load_glue_dir};
+    let Some(dir) = dir("glue") else {
+        return;
+    };
+    let sets = load_glue_dir(&dir, DEFAULT_TESTS).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sets.len(), 6);
+    for set in &sets {
+        assert_eq!(set.examples.len(), DEFAULT_TESTS, "{:?}", set.task);
+        let classes = set.task.answers().len();
+        // Both (or all four) classes occur among the first 100 test records.
+        for c in 0..classes {
+            assert!(
+                set.examples.iter().any(|e| e.label == c),
+                "{:?}: no record of class {c}",
+                set.task
+            );
+        }
+    }
+    // Record 10 of each file (the first after the reference's few-shot records), as the
+    // reference's prompt builders write it.
+    let first = |task: GlueTask| &sets[GlueTask::ALL.iter().position(|&t| t == task).unwrap()];
+    let sst = &first(GlueTask::Sst2).examples[0];
+    assert!(sst.prompt.starts_with("Review :") && sst.prompt.ends_with("\nSentiment :"));
+    let mmlu = &first(GlueTask::Mmlu).examples[0];
+    assert!(mmlu.prompt.starts_with("Question: ") && mmlu.prompt.contains("\n(D) "));
+    assert!(mmlu.prompt.ends_with("\nAnswer:"));
+    let cola = &first(GlueTask::Cola).examples[0];
+    assert!(cola.prompt.ends_with("\nAnswer: "), "{:?}", cola.prompt);
+    let nli = &first(GlueTask::Nli).examples[0];
+    assert!(
+        nli.prompt.contains(" entails the ") && nli.prompt.ends_with(" True or False? Answer:")
+    );
+    // The files' sizes bound the test count: all of NLI's 2,489 less 10 load, one more does not.
+    let nli_file = dir.join("nli.json");
+    assert_eq!(
+        load_glue(&nli_file, GlueTask::Nli, 2479)
+            .unwrap()
+            .examples
+            .len(),
+        2479
+    );
+    let err = load_glue(&nli_file, GlueTask::Nli, 2480)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nli.json") && err.contains("2479"), "{err}");
+}
