@@ -303,3 +303,58 @@ fn emsedit_seq() {
 fn emsedit_seq_quirks() {
     check("emsedit_seq_quirks");
 }
+
+/// Sequential training on a real model clips every step's sum by ~1e-5 (gradients of norm
+/// ~1e5, max_norm 1): the accumulation must not overflow f32 on the way, or the clip scale
+/// becomes 0 and the stream's one Adam step does nothing (as it did on SmolLM2 before the
+/// accumulation was folded back at 1e-6). Here max_norm is set to 1e-3 to 1e-8 of the
+/// first step's norm to get such ratios on the fixture.
+#[test]
+fn heavy_clipping_over_a_long_stream_still_moves_the_networks() {
+    let golden = Golden::load();
+    let modules: Vec<String> = golden.json["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let model = root().join(golden.json["model"].as_str().unwrap());
+    let stream = golden.batches();
+    // Ten batches of K = 2 steps: twenty additions. A large η gives large gradients (entries
+    // of 1e3 and more, as on SmolLM2), which is what overflowed.
+    const LR: f64 = 10.0;
+    let long: Vec<_> = stream.iter().cycle().take(10).cloned().collect();
+    let run = |max_grad_norm: f32| {
+        let mut config = HyperEditorConfig::emsedit_sequential(modules.clone());
+        config.hyper = HyperConfig {
+            rank: 8,
+            blocks: 1,
+            lr: LR,
+        };
+        config.max_grad_norm = max_grad_norm;
+        let mut lm = CausalLm::<Cpu>::load(&model, &cpu()).unwrap();
+        emsedit_tensor::seed::<Cpu>(&cpu(), 0);
+        let mut editor = HyperEditor::<Cpu>::new(config);
+        editor.train_traced(&mut lm, &long).unwrap()
+    };
+    let norm = |ps: &[Params<Cpu>]| -> f64 {
+        ps.iter()
+            .flat_map(|p| p.tensors().into_iter().map(|t| values(t).1))
+            .flatten()
+            .map(|v| v * v)
+            .sum::<f64>()
+            .sqrt()
+    };
+    let first = run(f32::MAX);
+    let step = norm(&first.steps[0].grads);
+    assert!(step > 0.0);
+    for ratio in [1e-3, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 3e-7, 1e-7, 1e-8] {
+        let max_norm = (step * ratio) as f32;
+        let clipped = run(max_norm);
+        let update = norm(&clipped.updates[0].grads);
+        assert!(
+            (update / f64::from(max_norm) - 1.0).abs() < 1e-3,
+            "the clipped stream gradient has norm {update:e}, max_norm {max_norm:e}"
+        );
+    }
+}
