@@ -85,7 +85,7 @@ impl WorldSection {
 }
 
 /// `[hyper]`: the hypernetworks' scale (only methods with a hypernetwork take it; UltraEdit
-/// takes `lr`, its constant step size η).
+/// takes `lr`, its constant step size η; FT takes only `ft_lr`).
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Hyper {
@@ -97,6 +97,8 @@ pub struct Hyper {
     pub meta_lr: Option<f64>,
     /// Initial step size η.
     pub lr: Option<f64>,
+    /// FT's Adam learning rate (FT only).
+    pub ft_lr: Option<f64>,
 }
 
 impl Hyper {
@@ -106,6 +108,7 @@ impl Hyper {
             blocks: self.blocks,
             meta_lr: self.meta_lr,
             lr: self.lr,
+            ft_lr: self.ft_lr,
             ..Overrides::default()
         }
     }
@@ -623,13 +626,19 @@ fn cells(file: &MatrixFile, origin: &str, root: &Path) -> Result<Vec<Cell>, Stri
                             for ablation in &ablations {
                                 let mut spec = base.clone();
                                 let mut o = match base.kind {
-                                    k if k.has_hypernet() => hyper.clone(),
+                                    k if k.has_hypernet() => Overrides {
+                                        ft_lr: None,
+                                        ..hyper.clone()
+                                    },
                                     // UltraEdit's constant step size is the same η.
                                     MethodKind::UltraEdit => Overrides {
                                         lr: hyper.lr,
                                         ..Overrides::default()
                                     },
-                                    _ => Overrides::default(),
+                                    _ => Overrides {
+                                        ft_lr: hyper.ft_lr,
+                                        ..Overrides::default()
+                                    },
                                 };
                                 o = o.merged(&ablation.overrides());
                                 // K equal to the name's own is no override: one cell, not two.

@@ -401,9 +401,37 @@ pub fn markdown(title: &str, cells: &[Cell], aggs: &[Agg]) -> String {
             );
         }
         out.push('\n');
+        search_choice(&mut out, &group);
         glue_table(&mut out, &group);
     }
     out
+}
+
+/// On a validation split (a hyperparameter search), each method's best row by the mean of
+/// efficacy, generalization and specificity.
+fn search_choice(out: &mut String, group: &[&Agg]) {
+    if group.iter().all(|a| a.cell.data.validation.is_none()) {
+        return;
+    }
+    let mut best: Vec<(String, &Agg, f64)> = Vec::new();
+    for &agg in group {
+        let s = agg.mean_after();
+        let score = (s.efficacy + s.generalization + s.specificity) / 3.0;
+        let method = agg.cell.method.display_name();
+        match best.iter_mut().find(|(m, _, _)| *m == method) {
+            Some(b) if score > b.2 => (b.1, b.2) = (agg, score),
+            Some(_) => {}
+            None => best.push((method, agg, score)),
+        }
+    }
+    let _ = writeln!(
+        out,
+        "Search choice (validation records; highest mean of the three scores):\n"
+    );
+    for (_, agg, score) in best {
+        let _ = writeln!(out, "- {}: mean {}", agg.cell.label, pct(score));
+    }
+    out.push('\n');
 }
 
 /// General-capability F1 ×100 per task along a stream: `(edits, [(task, F1)])`.
