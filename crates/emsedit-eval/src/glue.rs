@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::DataError;
 use crate::data::{Fields, Tuple, collate, read_records, tokenize};
+use crate::metrics::sequence_logprob;
 use crate::scenario::RunError;
 
 /// Records at the head of each file that the reference keeps for few-shot prompts.
@@ -310,15 +311,8 @@ pub fn answer_scores<B: Backend>(
             .collect::<Result<Vec<_>, _>>()?;
         for mb in collate(&tuples, chunk, false) {
             let lp = lm.label_logprobs(&mb.batch)?;
-            let b = &mb.batch;
-            for (r, &row) in mb.rows.iter().enumerate() {
-                let at = r * b.time..(r + 1) * b.time;
-                let (sum, count) = b.labels[at.clone()]
-                    .iter()
-                    .zip(&lp[at])
-                    .filter(|(l, _)| **l != emsedit_llm::IGNORE)
-                    .fold((0.0, 0usize), |(s, c), (_, &v)| (s + f64::from(v), c + 1));
-                out[row][a] = sum / count.max(1) as f64;
+            for (&row, sum) in mb.rows.iter().zip(sequence_logprob(&mb.batch, &lp)) {
+                out[row][a] = sum / tuples[row].answer_len().max(1) as f64;
             }
         }
     }

@@ -132,6 +132,18 @@ impl Golden {
     }
 }
 
+impl Golden {
+    /// The edited modules the goldens were made with.
+    fn modules(&self) -> Vec<String> {
+        self.json["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
 fn values(t: &Tensor<Cpu, 2>) -> (Vec<usize>, Vec<f64>) {
     let data = t.clone().into_data().convert::<f64>();
     (data.shape.to_vec(), data.into_vec::<f64>().unwrap())
@@ -191,12 +203,7 @@ fn check(case_name: &str) {
         .iter()
         .find(|c| c["name"] == case_name)
         .unwrap_or_else(|| panic!("no case {case_name}"));
-    let modules: Vec<String> = golden.json["modules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
+    let modules = golden.modules();
     let steps = golden.usize(&case["steps"]);
     let mut config = match case["editor"].as_str().unwrap() {
         "malmen" => HyperEditorConfig::malmen(modules, steps),
@@ -312,12 +319,7 @@ fn emsedit_seq_quirks() {
 #[test]
 fn heavy_clipping_over_a_long_stream_still_moves_the_networks() {
     let golden = Golden::load();
-    let modules: Vec<String> = golden.json["modules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
+    let modules = golden.modules();
     let model = root().join(golden.json["model"].as_str().unwrap());
     let stream = golden.batches();
     // Ten batches of K = 2 steps: twenty additions. A large η gives large gradients (entries

@@ -529,12 +529,7 @@ pub fn edits_figures(aggs: &[Agg]) -> Vec<(String, LineFigure)> {
         if lengths.len() < 2 {
             continue;
         }
-        let mut labels: Vec<String> = Vec::new();
-        for a in &group {
-            if !labels.contains(&a.cell.label) {
-                labels.push(a.cell.label.clone());
-            }
-        }
+        let labels = labels_of(&group);
         let edits = |a: &Agg| (a.cell.scenario.num_seq * n) as f64;
         out.push((
             format!("edits_{}_{}_n{n}", slug(&model), slug(&dataset)),
@@ -547,6 +542,17 @@ pub fn edits_figures(aggs: &[Agg]) -> Vec<(String, LineFigure)> {
         ));
     }
     out
+}
+
+/// The rows' labels, each once, in first-seen order.
+fn labels_of(group: &[&Agg]) -> Vec<String> {
+    let mut labels: Vec<String> = Vec::new();
+    for a in group {
+        if !labels.contains(&a.cell.label) {
+            labels.push(a.cell.label.clone());
+        }
+    }
+    labels
 }
 
 /// One panel per metric: for each label a line of its rows' mean final scores against `x`.
@@ -654,12 +660,7 @@ pub fn training_figures(aggs: &[Agg]) -> Vec<(String, LineFigure)> {
                     && has_training(c)
             })
             .collect();
-        let mut labels: Vec<String> = Vec::new();
-        for a in &group {
-            if !labels.contains(&a.cell.label) {
-                labels.push(a.cell.label.clone());
-            }
-        }
+        let mut labels = labels_of(&group);
         // Only methods that ran with two or more budgets make a line.
         labels.retain(|label| {
             let mut budgets: Vec<u64> = group

@@ -222,7 +222,13 @@ impl<B: Backend> Inputs<B> {
             let read = |p: &Path, f| load(p, f).map_err(|e| e.to_string());
             let (train, eval) = match d.validation {
                 Some(n) => {
-                    let mut both = [read(&train, train_format)?, read(&train, eval_format)?];
+                    let first = read(&train, train_format)?;
+                    let second = if eval_format == train_format {
+                        first.clone()
+                    } else {
+                        read(&train, eval_format)?
+                    };
+                    let mut both = [first, second];
                     if d.kind == DatasetKind::Ripple {
                         // Carved from the train side of the documented split.
                         both = both.map(|l| ripple_split(l).0);
