@@ -10,6 +10,7 @@ use std::path::Path;
 
 use emsedit::eval::synthetic::{FactWorld, Split, WorldConfig};
 use emsedit::methods::{MethodSpec, Mode, Overrides, default_modules};
+use emsedit::tensor::rng_lock;
 use emsedit::{CausalLm, Cpu, LmTokenizer, Run, ScenarioConfig, Scores, cpu, run, seed};
 
 const SEEDS: [u64; 3] = [0, 1, 2];
@@ -57,6 +58,7 @@ fn mean_scores(method: &str, scenario: &ScenarioConfig) -> Scores {
 
 #[test]
 fn sequential_editing_orders_as_the_paper_claims() {
+    let _rng = rng_lock();
     let scenario = ScenarioConfig::sequential(8, 4);
     let emsedit = mean_scores("emsedit", &scenario);
     let rledit = mean_scores("rledit", &scenario);
@@ -68,6 +70,7 @@ fn sequential_editing_orders_as_the_paper_claims() {
 
 #[test]
 fn batch_editing_orders_as_the_paper_claims() {
+    let _rng = rng_lock();
     let scenario = ScenarioConfig::batch(32);
     let emsedit = mean_scores("emsedit", &scenario);
     let malmen = mean_scores("malmen", &scenario);

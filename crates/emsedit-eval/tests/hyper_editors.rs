@@ -8,7 +8,7 @@ use emsedit_eval::synthetic::{FactWorld, Split, WorldConfig};
 use emsedit_llm::{CausalLm, LmTokenizer};
 use emsedit_meta::hypernet::HyperConfig;
 use emsedit_meta::{Editor, HyperEditor, HyperEditorConfig};
-use emsedit_tensor::{Cpu, cpu, seed};
+use emsedit_tensor::{Cpu, cpu, rng_lock, seed};
 
 fn fixture() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/llm/gpt2")
@@ -87,6 +87,7 @@ fn run_with(
 
 #[test]
 fn batch_training_takes_one_adam_step_per_bp_step() {
+    let _rng = rng_lock();
     let (editor, report) = run_with(
         HyperEditorConfig::emsedit_batch(modules()),
         ScenarioConfig::batch(8),
@@ -117,6 +118,7 @@ fn batch_training_takes_one_adam_step_per_bp_step() {
 
 #[test]
 fn sequential_training_takes_one_adam_step_with_rank_decay() {
+    let _rng = rng_lock();
     let (editor, _) = run_with(
         HyperEditorConfig::emsedit_sequential(modules()),
         ScenarioConfig::sequential(4, 3),
@@ -132,6 +134,7 @@ fn sequential_training_takes_one_adam_step_with_rank_decay() {
 
 #[test]
 fn training_passes_continue_one_optimizer() {
+    let _rng = rng_lock();
     let mut scenario = ScenarioConfig::sequential(4, 3);
     scenario.train_epochs = 3;
     let (editor, report) = run_with(HyperEditorConfig::emsedit_sequential(modules()), scenario);
@@ -152,6 +155,7 @@ fn training_passes_continue_one_optimizer() {
 
 #[test]
 fn editing_is_cumulative_and_deterministic() {
+    let _rng = rng_lock();
     let lm = CausalLm::<Cpu>::load(&fixture(), &cpu()).unwrap();
     let tok = LmTokenizer::load_dir(&fixture()).unwrap();
     let batches = edit_batches(&tok, &world_records(Split::Eval), 4, 4, false).unwrap();
@@ -186,6 +190,7 @@ fn editing_is_cumulative_and_deterministic() {
 
 #[test]
 fn malmen_and_malmen2_train_with_the_kl_locality() {
+    let _rng = rng_lock();
     for steps in [1, 2] {
         let (editor, report) = run_with(
             HyperEditorConfig::malmen(modules(), steps),
@@ -225,6 +230,7 @@ fn malmen_and_malmen2_train_with_the_kl_locality() {
 
 #[test]
 fn each_editor_trains_on_the_reference_budget() {
+    let _rng = rng_lock();
     // Sequential 4 × 3 with 12 train records: EMSEdit and RLEdit train on the stream's three
     // batches, MALMEN on one (`max_steps` = 1), MEND on all the split holds (100 asked).
     for (c, records) in [
@@ -252,6 +258,7 @@ fn each_editor_trains_on_the_reference_budget() {
 
 #[test]
 fn mend_trains_the_sum_predictor() {
+    let _rng = rng_lock();
     let mut c = HyperEditorConfig::mend(modules());
     c.hyper.rank = 8;
     let mut scenario = ScenarioConfig::batch(4);
@@ -283,6 +290,7 @@ fn mend_trains_the_sum_predictor() {
 
 #[test]
 fn rledit_and_rledit2_take_one_adam_step_after_the_stream() {
+    let _rng = rng_lock();
     let mut first_step_b: Vec<Vec<f64>> = Vec::new();
     for (steps, quirks) in [(1, false), (2, false), (2, true)] {
         let mut c = HyperEditorConfig::rledit(modules(), steps);
@@ -311,6 +319,7 @@ fn rledit_and_rledit2_take_one_adam_step_after_the_stream() {
 
 #[test]
 fn checkpoints_round_trip_and_refuse_other_models() {
+    let _rng = rng_lock();
     let (mut editor, _) = run_with(
         HyperEditorConfig::emsedit_batch(modules()),
         ScenarioConfig::batch(8),
@@ -415,6 +424,7 @@ fn patch_header(path: &Path, out: &Path, edit: impl Fn(&mut serde_json::Value)) 
 
 #[test]
 fn checkpoint_headers_are_checked_against_the_stored_tensors() {
+    let _rng = rng_lock();
     seed::<Cpu>(&cpu(), 1);
     let lm = CausalLm::<Cpu>::load(&fixture(), &cpu()).unwrap();
     let dir = std::env::temp_dir().join(format!("emsedit-ckpt-hdr-{}", std::process::id()));

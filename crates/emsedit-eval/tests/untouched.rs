@@ -10,7 +10,7 @@ use emsedit_meta::hypernet::HyperConfig;
 use emsedit_meta::{
     Editor, Ft, FtConfig, HyperEditor, HyperEditorConfig, MetaError, UltraEdit, UltraEditConfig,
 };
-use emsedit_tensor::{Cpu, cpu, seed};
+use emsedit_tensor::{Cpu, cpu, rng_lock, seed};
 
 fn modules() -> Vec<String> {
     vec![
@@ -86,6 +86,7 @@ fn editors(lr: f64) -> Vec<Box<dyn Editor<Cpu>>> {
 
 #[test]
 fn training_returns_the_model_bit_for_bit() {
+    let _rng = rng_lock();
     let (mut lm, batches) = setup();
     let before = bits(&lm);
     for mut editor in editors(1e-2) {
@@ -103,6 +104,7 @@ fn training_returns_the_model_bit_for_bit() {
 
 #[test]
 fn a_non_finite_edit_is_refused_and_changes_nothing() {
+    let _rng = rng_lock();
     let (mut lm, batches) = setup();
     let before = bits(&lm);
     // η (or FT's learning rate) so large that the update overflows f32.

@@ -6,7 +6,7 @@ use emsedit_llm::bpe;
 use emsedit_llm::config::Gpt2Config;
 use emsedit_llm::pretrain::{PretrainConfig, sequence_batch};
 use emsedit_llm::{CausalLm, LmTokenizer};
-use emsedit_tensor::{Cpu, cpu, seed};
+use emsedit_tensor::{Cpu, cpu, rng_lock, seed};
 
 const TEXTS: [&str; 6] = [
     "The capital of Veltria is Orsk",
@@ -16,15 +16,6 @@ const TEXTS: [&str; 6] = [
     "nq question: what is the capital of veltria? Orsk",
     "Ünïcode  spaces\tand digits 1234 stay intact",
 ];
-
-/// The backend's random generator is global: tests that seed it and draw from it (initialise
-/// or pre-train a model) take this lock, so that parallel tests do not interleave their draws.
-static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
-    RNG.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("emsedit-pretrain-{name}-{}", std::process::id()));

@@ -4,7 +4,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor, TensorData};
 use emsedit_meta::hypernet::{HyperConfig, HyperNet, Params};
 use emsedit_meta::predict::{Predictor, metagrad, predict};
-use emsedit_tensor::{Cpu, seed};
+use emsedit_tensor::{Cpu, rng_lock, seed};
 
 type B = Cpu;
 /// Finite differences need f64 end to end: burn's ndarray backend in double precision.
@@ -41,6 +41,7 @@ fn setup<X: Backend>(s: u64, lr: f64) -> (HyperNet<X>, Tensor<X, 2>, Tensor<X, 2
 
 #[test]
 fn a_fresh_network_returns_exactly_the_normalized_input() {
+    let _rng = rng_lock();
     let (net, k, g, _) = setup::<B>(1, 1e-6);
     let (kt, gt) = net.pseudo(&k, &g, 1);
     let y = net.normalized(&k, &g);
@@ -59,6 +60,7 @@ fn a_fresh_network_returns_exactly_the_normalized_input() {
 
 #[test]
 fn first_step_gradients_follow_the_inclusive_clamp() {
+    let _rng = rng_lock();
     // At initialization Z ≡ 0: B, β, Sh, η and λ̂ get gradient, A and Sc exactly none (§3.4).
     let (net, k, g, gamma) = setup::<B>(2, 1e-6);
     let pred = predict(&net, Predictor::LeastSquares, &k, &g, 1).unwrap();
@@ -159,16 +161,19 @@ fn check_finite_differences(predictor: Predictor) {
 
 #[test]
 fn metagrad_ls_matches_finite_differences() {
+    let _rng = rng_lock();
     check_finite_differences(Predictor::LeastSquares);
 }
 
 #[test]
 fn metagrad_sum_matches_finite_differences() {
+    let _rng = rng_lock();
     check_finite_differences(Predictor::Sum);
 }
 
 #[test]
 fn params_round_trip_through_their_tensor_list() {
+    let _rng = rng_lock();
     let (net, ..) = setup::<B>(4, 1e-6);
     let again = Params::from_tensors(net.params.tensors().into_iter().cloned().collect());
     assert_eq!(again.tensors().len(), 2 * 5 + 2);

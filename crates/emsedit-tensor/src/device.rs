@@ -105,6 +105,17 @@ pub fn seed<B: Backend>(device: &B::Device, seed: u64) -> ChaCha8Rng {
     host_rng(seed)
 }
 
+/// Serialises users of the backend's global random generator within one process.
+///
+/// `B::seed` and `Tensor::random` share one generator per backend, so two threads that seed
+/// and draw (parallel tests, say) interleave their draws. Hold this guard from `seed` to the
+/// last draw to make the draws reproducible.
+pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    RNG.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A reproducible host random generator.
 pub fn host_rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)

@@ -38,7 +38,7 @@ mod ridge;
 pub use burn;
 pub use burn::tensor::Tensor;
 pub use cholesky::{Cholesky, MAX_CONDITION};
-pub use device::{Cpu, CpuTrain, DeviceKind, NdArrayCpu, cpu, host_rng, seed};
+pub use device::{Cpu, CpuTrain, DeviceKind, NdArrayCpu, cpu, host_rng, rng_lock, seed};
 #[cfg(feature = "cuda")]
 pub use device::{Cuda, CudaTrain, cuda};
 pub use error::TensorError;
