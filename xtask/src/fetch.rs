@@ -21,6 +21,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use emsedit::llm::gguf;
+use emsedit::llm::models_cache::STAMP;
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
@@ -70,13 +71,8 @@ pub struct Args {
 
 /// The models cache: `$EMSEDIT_MODELS_DIR`, else `~/.cache/emsedit/models`.
 pub fn cache_dir() -> Result<PathBuf, String> {
-    if let Some(dir) = std::env::var_os("EMSEDIT_MODELS_DIR").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir));
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .ok_or("neither EMSEDIT_MODELS_DIR nor HOME is set")?;
-    Ok(Path::new(&home).join(".cache/emsedit/models"))
+    emsedit::llm::models_cache::models_dir()
+        .ok_or_else(|| "neither EMSEDIT_MODELS_DIR nor HOME is set".to_string())
 }
 
 pub fn main(args: Args) -> Result<(), String> {
@@ -132,8 +128,6 @@ fn base64_url(bytes: &[u8]) -> String {
 fn stamp(source_sha256: &str) -> String {
     serde_json::json!({"source_sha256": source_sha256, "converter": CONVERTER_VERSION}).to_string()
 }
-
-const STAMP: &str = "emsedit-fetch.json";
 
 fn up_to_date(dir: &Path, source_sha256: &str) -> bool {
     std::fs::read_to_string(dir.join(STAMP)).is_ok_and(|s| s == stamp(source_sha256))

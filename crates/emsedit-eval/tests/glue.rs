@@ -134,22 +134,11 @@ fn a_scenario_scores_them_along_the_stream_and_leaves_the_model_alone() {
     assert!(run(&mut editor, &input, &config).is_err());
 }
 
-/// The models cache of `cargo xtask fetch-models`.
+/// SmolLM2 from the models cache of `cargo xtask fetch-models`.
 fn smollm2() -> Option<PathBuf> {
-    let cache = match std::env::var_os("EMSEDIT_MODELS_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME")?).join(".cache/emsedit/models"),
-    };
-    let dir = cache.join("smollm2-135m");
-    if dir.join("emsedit-fetch.json").exists() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipped: {} has not been fetched (run `cargo xtask fetch-models`)",
-            dir.display()
-        );
-        None
-    }
+    emsedit_llm::models_cache::fetched("smollm2-135m")
+        .map_err(|why| eprintln!("skipped: {why}"))
+        .ok()
 }
 
 #[test]

@@ -8,7 +8,6 @@
 //! `~/.cache/emsedit/models`). `cargo bench -p emsedit-llm --bench smollm2`.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -18,16 +17,6 @@ use emsedit_tensor::{Cpu, cpu};
 const BATCH: usize = 8;
 const TIME: usize = 11;
 const ANSWER: usize = 3;
-
-fn model_dir() -> PathBuf {
-    let cache = std::env::var_os("EMSEDIT_MODELS_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/emsedit/models"))
-        })
-        .unwrap_or_default();
-    cache.join("smollm2-135m")
-}
 
 /// Deterministic ids, the same as `passes.py`'s.
 fn batch(vocab: usize) -> Batch {
@@ -52,14 +41,13 @@ fn batch(vocab: usize) -> Batch {
 }
 
 fn bench(c: &mut Criterion) {
-    let dir = model_dir();
-    if !dir.join("config.json").is_file() {
-        eprintln!(
-            "smollm2 bench: no model at {} (run `cargo xtask fetch-models`)",
-            dir.display()
-        );
-        return;
-    }
+    let dir = match emsedit_llm::models_cache::fetched("smollm2-135m") {
+        Ok(dir) => dir,
+        Err(why) => {
+            eprintln!("smollm2 bench: {why}");
+            return;
+        }
+    };
     let mut lm = CausalLm::<Cpu>::load(&dir, &cpu()).expect("the converted SmolLM2 loads");
     let batch = batch(lm.vocab_size());
     let names = (10..15)

@@ -85,6 +85,7 @@ impl<B: Backend> Gpt2<B> {
         let affine = |a, b| Affine {
             weight: normal([a, b]),
             bias: Some(Tensor::zeros([b], device)),
+            stale_shift: None,
         };
         let blocks = (0..config.n_layer)
             .map(|_| Block {
@@ -145,6 +146,7 @@ impl<B: Backend> Gpt2<B> {
                     Affine {
                         weight: flat(f, &format!("{name}.weight"), &l.weight),
                         bias: l.bias.as_ref().map(|t| flat(f, &format!("{name}.bias"), t)),
+                        stale_shift: None,
                     }
                 });
                 Block {

@@ -16,6 +16,10 @@ pub struct Affine<B: Backend> {
     pub weight: Tensor<B, 2>,
     /// Optional b bias.
     pub bias: Option<Tensor<B, 1>>,
+    /// A shift S added as `x̄ S`, x̄ the input without gradient: the output is that of W + S,
+    /// while gradients reach the input through W alone ([`crate::CausalLm::gradients_stale`]).
+    /// `None` on every loaded model.
+    pub stale_shift: Option<Tensor<B, 2>>,
 }
 
 impl<B: Backend> Affine<B> {
@@ -34,6 +38,7 @@ impl<B: Backend> Affine<B> {
             } else {
                 None
             },
+            stale_shift: None,
         })
     }
 
@@ -47,6 +52,7 @@ impl<B: Backend> Affine<B> {
         Ok(Self {
             weight: w.take(&format!("{prefix}.weight"), [a, b], device)?,
             bias: Some(w.take(&format!("{prefix}.bias"), [b], device)?),
+            stale_shift: None,
         })
     }
 
@@ -54,7 +60,11 @@ impl<B: Backend> Affine<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, time, _] = x.dims();
         let [_, b] = self.weight.dims();
-        let y = rows(x).matmul(self.weight.clone());
+        let x = rows(x);
+        let mut y = x.clone().matmul(self.weight.clone());
+        if let Some(shift) = &self.stale_shift {
+            y = y + x.detach().matmul(shift.clone());
+        }
         let y = match &self.bias {
             Some(bias) => y + bias.clone().unsqueeze::<2>(),
             None => y,
@@ -73,6 +83,7 @@ impl<B: Backend> Affine<B> {
         Affine {
             weight: if track { weight.require_grad() } else { weight },
             bias: self.bias.as_ref().map(frozen),
+            stale_shift: self.stale_shift.as_ref().map(frozen),
         }
     }
 }

@@ -68,6 +68,7 @@ pub mod gptj;
 pub mod layers;
 pub mod llama;
 mod lm;
+pub mod models_cache;
 pub mod patch;
 pub mod prefix;
 pub mod pretrain;

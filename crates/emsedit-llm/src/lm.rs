@@ -488,13 +488,60 @@ impl<B: Backend> CausalLm<B> {
         modules: &[ModuleId],
         objective: Objective<B>,
     ) -> Result<EditGrads<B>, LlmError> {
+        self.gradients_with(batch, modules, objective, None)
+    }
+
+    /// [`CausalLm::gradients`] of the model with `shifts` added to `modules` (one a×b shift
+    /// each), where the input gradient of each shifted module passes through its unshifted
+    /// weight: the forward pass is that of W + Δ, the backward pass uses W.
+    ///
+    /// This is what PyTorch computes when a loss built at W + Δ is back-propagated after the
+    /// weight was reverted in place through `.data` (autograd's saved weight then holds W):
+    /// the reference's RLEdit locality term ([`Self::gradients`] is the exact gradient).
+    pub fn gradients_stale(
+        &self,
+        batch: &Batch,
+        modules: &[ModuleId],
+        objective: Objective<B>,
+        shifts: &[Tensor<B, 2>],
+    ) -> Result<EditGrads<B>, LlmError> {
+        if shifts.len() != modules.len() {
+            return Err(LlmError::Batch(format!(
+                "{} shifts for {} modules",
+                shifts.len(),
+                modules.len()
+            )));
+        }
+        for (&id, shift) in modules.iter().zip(shifts) {
+            let expected = self.linear(id).shape();
+            if shift.dims() != expected {
+                return Err(LlmError::ShiftShape {
+                    name: self.module_name(id),
+                    expected,
+                    found: shift.dims(),
+                });
+            }
+        }
+        self.gradients_with(batch, modules, objective, Some(shifts))
+    }
+
+    fn gradients_with(
+        &self,
+        batch: &Batch,
+        modules: &[ModuleId],
+        objective: Objective<B>,
+        stale: Option<&[Tensor<B, 2>]>,
+    ) -> Result<EditGrads<B>, LlmError> {
         batch.validate(self.vocab_size(), self.context_len())?;
         let device = &self.device;
         let positions = labelled(batch)?;
         let mut taps = Taps::<Autodiff<B>>::new(modules, true);
         let input = self.input(batch, modules, Tensor::from_inner);
         let (logits, weights) = each_arch!(&self.arch, m => {
-            let ad = m.to_autodiff(modules);
+            let mut ad = m.to_autodiff(modules);
+            for (&id, shift) in modules.iter().zip(stale.unwrap_or_default()) {
+                ad.linear_mut(id).stale_shift = Some(Tensor::from_inner(shift.clone()));
+            }
             let h = ad.hidden(input, batch.valid(device), ad.depth(), &mut taps);
             let logits = ad.head(h, Some(flat_rows(&positions, device)));
             let weights: Vec<_> = modules.iter().map(|id| ad.linear(*id).weight.clone()).collect();

@@ -6,28 +6,15 @@
 
 use std::path::PathBuf;
 
+use emsedit_llm::models_cache::fetched;
 use emsedit_llm::{Batch, CausalLm, IGNORE, LmTokenizer};
 use emsedit_tensor::{Cpu, cpu};
 
-fn cache() -> Option<PathBuf> {
-    match std::env::var_os("EMSEDIT_MODELS_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => Some(PathBuf::from(dir)),
-        None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/emsedit/models")),
-    }
-}
-
 /// The converted directory `name`, or `None` (with a message) when it is absent.
 fn model_dir(name: &str) -> Option<PathBuf> {
-    let dir = cache()?.join(name);
-    if dir.join("emsedit-fetch.json").exists() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipped: {} has not been fetched (run `cargo xtask fetch-models`)",
-            dir.display()
-        );
-        None
-    }
+    fetched(name)
+        .map_err(|why| eprintln!("skipped: {why}"))
+        .ok()
 }
 
 fn load(dir: &std::path::Path) -> (CausalLm<Cpu>, LmTokenizer) {

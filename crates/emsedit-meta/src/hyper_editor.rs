@@ -609,7 +609,8 @@ impl<B: Backend> HyperEditor<B> {
     /// APPLY the losses over the backtracking memory give Γ; one Adam step after the stream.
     ///
     /// Each step is trained with its own Γ and the L2 term counts; with `reference_quirks`
-    /// every step uses the last step's Γ and the L2 term is dropped, as in the reference.
+    /// every step uses the last step's Γ, the L2 term is dropped and the locality term's
+    /// gradient passes through the unedited weights, as in the reference.
     fn train_rl(
         &mut self,
         lm: &mut CausalLm<B>,
@@ -647,13 +648,22 @@ impl<B: Backend> HyperEditor<B> {
                 }
                 // KL against the model before this step's edit (it holds all earlier edits).
                 let after = revert_keep(lm, &state.groups, before)?;
+                let modules = &state.groups.modules;
+                let deltas: Vec<_> = preds.iter().map(|p| p.delta.clone()).collect();
                 for (w, batch) in &memory {
                     for micro in &batch.unrel {
                         let reference = lm.label_logits(micro)?;
-                        let undo = apply(lm, &state.groups, &preds)?;
-                        let loc =
-                            lm.gradients(micro, &state.groups.modules, Objective::Kl(&reference))?;
-                        revert(lm, &state.groups, undo)?;
+                        let loc = if quirks {
+                            // The reference back-propagates these terms after reverting the
+                            // edit in place, so autograd's saved weights are the unedited ones.
+                            let kl = Objective::Kl(&reference);
+                            lm.gradients_stale(micro, modules, kl, &deltas)?
+                        } else {
+                            let undo = apply(lm, &state.groups, &preds)?;
+                            let loc = lm.gradients(micro, modules, Objective::Kl(&reference))?;
+                            revert(lm, &state.groups, undo)?;
+                            loc
+                        };
                         add(loc.gammas, alpha * w);
                     }
                 }

@@ -6,5 +6,6 @@ mod families;
 mod golden;
 mod loading;
 mod prefix;
+mod stale;
 mod tokens;
 mod validation;
