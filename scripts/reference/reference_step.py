@@ -95,59 +95,81 @@ def models_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "emsedit" / "models"
 
 
-def smollm2_setup() -> dict | None:
-    """SmolLM2-135M (`cargo xtask fetch-models`) with four LLaMA modules of one shape group
-    (nn.Linear: keys and gradients transposed against Conv1D), the meta-step goldens' records
-    in its tokenizer, and initialisations drawn here. Its tensors are large (Δ is 576×1536), so
-    all but the initialisations are stored as sketches (see `sketch`)."""
+def model_setup(name: str, d: Path, modules: list[str], seed: int, **extra) -> dict:
+    """A real model: the meta-step goldens' records in its tokenizer, one shape group of
+    `modules`, initialisations drawn here, and every tensor but the initialisations stored as
+    a sketch (see `sketch`)."""
     from tokenizers import Tokenizer
+    from transformers import AutoModelForCausalLM
     from meta_step import edit_batches
 
-    d = models_dir() / "smollm2-135m"
-    if not (d / "emsedit-fetch.json").exists():
-        print(f"skipped SmolLM2: {d} has not been fetched (cargo xtask fetch-models)")
-        return None
-    modules = [f"model.layers.{l}.mlp.{m}" for m, ls in (("gate_proj", (10, 11)), ("up_proj", (17, 18)))
-               for l in ls]
-    a, b, n, rank, blocks = 576, 1536, len(modules), 4, 1
-    gen = torch.Generator().manual_seed(2025)
+    probe_model = AutoModelForCausalLM.from_pretrained(str(d), torch_dtype=torch.float32)
+    shapes = {tuple(probe_model.get_submodule(m).weight.shape) for m in modules}
+    assert len(shapes) == 1, f"{name}: one shape group expected, found {shapes}"
+    module = probe_model.get_submodule(modules[0])
+    a, b = module.weight.shape[::-1] if isinstance(module, torch.nn.Linear) else module.weight.shape
+    del probe_model
+    n, rank, blocks = len(modules), 4, 1
+    gen = torch.Generator().manual_seed(seed)
 
     def normal(*shape, std=1.0):
         return torch.randn(*shape, generator=gen) * std
 
     # The biases alternate ±6 by column and B is small, so that every pre-activation Z sits far
     # from the clamp's kink: where it is near, the last bits of the LLM's arithmetic (in which
-    # SmolLM2 in burn and in torch differ by ~1e-4 relative) flip the clamp's mask and move
-    # the meta-gradients of A, B and β by 1e-3 and more, in the reference against itself too
-    # (eager against sdpa attention). The GPT-2 goldens keep the spec's Z ≡ 0 start.
+    # burn and torch differ) flip the clamp's mask and move the meta-gradients of A, B and β by
+    # 1e-3 and more, in the reference against itself too (eager against SDPA attention, on
+    # SmolLM2). The GPT-2 fixture's goldens keep the spec's Z ≡ 0 start.
     signs = torch.tensor([6.0 if c % 2 == 0 else -6.0 for c in range(a + b)]).reshape(1, -1)
 
-    def init(r: int, perturbed: bool) -> dict:
+    def init(r: int) -> dict:
         t = {}
         for l in range(blocks):
             t[f"a{l}"] = normal(a + b, r)
-            t[f"b{l}"] = normal(r, a + b, std=0.01) if perturbed else torch.zeros(r, a + b)
-            t[f"bias{l}"] = signs + normal(1, a + b, std=0.1) if perturbed else torch.zeros(1, a + b)
-            t[f"scale{l}"] = 1 + normal(n, a + b, std=0.1) if perturbed else torch.ones(n, a + b)
-            t[f"shift{l}"] = normal(n, a + b, std=0.1) if perturbed else torch.zeros(n, a + b)
-        t["eta"] = 1e-3 * (1 + 0.5 * torch.rand(n, 1, generator=gen)) if perturbed else torch.full((n, 1), 1e-3)
-        t["log_ridge"] = normal(n, 1, std=0.3) if perturbed else torch.zeros(n, 1)
+            t[f"b{l}"] = normal(r, a + b, std=0.01)
+            t[f"bias{l}"] = signs + normal(1, a + b, std=0.1)
+            t[f"scale{l}"] = 1 + normal(n, a + b, std=0.1)
+            t[f"shift{l}"] = normal(n, a + b, std=0.1)
+        t["eta"] = 1e-3 * (1 + 0.5 * torch.rand(n, 1, generator=gen))
+        t["log_ridge"] = normal(n, 1, std=0.3)
         return t
 
     return {
-        "name": "smollm2", "model_cache": "smollm2-135m", "dir": d, "modules": modules,
-        "rank": rank, "blocks": blocks, "meta_lr": 1e-3, "max_grad_norm": 1.0, "reg_coef": 0.5,
-        "loc_coef": 0.6, "params": param_names(blocks),
+        "name": name, "dir": d, "modules": modules, "rank": rank, "blocks": blocks,
+        "meta_lr": 1e-3, "max_grad_norm": 1.0, "reg_coef": 0.5, "loc_coef": 0.6,
+        "params": param_names(blocks),
         "batches": edit_batches(Tokenizer.from_file(str(d / "tokenizer.json"))),
-        "inits": {"perturbed": init(rank, True), "perturbed_half": init(rank // 2, True)},
-        # EMSEdit batch starts from "spec" on GPT-2, here from "perturbed" (see above).
+        "inits": {"perturbed": init(rank), "perturbed_half": init(rank // 2)},
+        # EMSEdit batch starts from "spec" on the GPT-2 fixture, here from "perturbed".
         "init_alias": {"spec": "perturbed"},
         "probe": normal(a + b, 8),
-        # SmolLM2's Γ agree between burn and torch to ~6e-5 relative (the GPT-2 fixture's to
-        # ~1e-6); the ridge solves, Adam's division by |g| + ε and the edit that follows carry
-        # that to ≤ 6e-4. The Rust test's tolerance for these goldens (1e-4 for GPT-2).
-        "tolerance": 1e-3,
+        **extra,
     }
+
+
+def default_setup() -> dict:
+    """The embedded default model (a GPT-2 of width 128, `fixtures/model/`) with the main job's
+    modules, `transformer.h.{2,3}.mlp.c_proj`."""
+    modules = [f"transformer.h.{l}.mlp.c_proj" for l in (2, 3)]
+    # Its passes agree with torch to ~1e-5, but the sketches of Δ and Γ (a Frobenius-like
+    # measure, stricter than the largest entry's) of the last module to ~1.4e-4.
+    return model_setup("default", ROOT / "fixtures" / "model", modules, 2026,
+                       model="fixtures/model", tolerance=1e-3)
+
+
+def smollm2_setup() -> dict | None:
+    """SmolLM2-135M (`cargo xtask fetch-models`) with four LLaMA modules of one shape group
+    (nn.Linear: keys and gradients transposed against Conv1D)."""
+    d = models_dir() / "smollm2-135m"
+    if not (d / "emsedit-fetch.json").exists():
+        print(f"skipped SmolLM2: {d} has not been fetched (cargo xtask fetch-models)")
+        return None
+    modules = [f"model.layers.{l}.mlp.{m}" for m, ls in (("gate_proj", (10, 11)), ("up_proj", (17, 18)))
+               for l in ls]
+    # SmolLM2's Γ agree between burn and torch to ~6e-5 relative (the GPT-2 fixture's to
+    # ~1e-6); the ridge solves, Adam's division by |g| + ε and the edit that follows carry that
+    # to ≤ 6e-4. The Rust test's tolerance for these goldens (1e-4 for the GPT-2 fixture's).
+    return model_setup("smollm2", d, modules, 2025, model_cache="smollm2-135m", tolerance=1e-3)
 
 
 def tuples_of(batch: dict) -> dict:
@@ -438,7 +460,7 @@ def main() -> int:
     mods = {name: importlib.import_module(name) for name in
             ("util", "nets", "editor.base", *sorted({c["module"] for c in CASES}))}
     OUT.mkdir(parents=True, exist_ok=True)
-    for setup in (gpt2_setup(), smollm2_setup()):
+    for setup in (gpt2_setup(), default_setup(), smollm2_setup()):
         if setup is None:
             continue
         store = Store()

@@ -27,7 +27,12 @@ if [ -f "$SRC/editor/emsedit.py" ]; then
 else
   CODE="$(mktemp -d)"
   trap 'rm -rf "$CODE"' EXIT
-  git --git-dir="$SRC" archive "$PINNED" -- editor nets.py util.py model.py | tar -x -C "$CODE"
+  # File by file: a snapshot may lack the blobs of the data files, which `git archive` reports.
+  git --git-dir="$SRC" ls-tree -r --name-only "$PINNED" -- editor nets.py util.py model.py |
+    while read -r f; do
+      mkdir -p "$CODE/$(dirname "$f")"
+      git --git-dir="$SRC" show "$PINNED:$f" >"$CODE/$f"
+    done
   COMMIT="$PINNED"
 fi
 

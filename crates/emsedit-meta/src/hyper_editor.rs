@@ -75,8 +75,10 @@ pub struct HyperEditorConfig {
     /// RLEdit's backtracking memory: losses of the last `depth` training batches, the i-th
     /// most recent weighted by `decay^i` (spec §4.5). `None` elsewhere.
     pub backtrack: Option<Backtrack>,
-    /// Reproduce the reference: ρ applied twice in sequential training (ρ²), and K Adam
-    /// updates per step with a shared network (duplicated parameter registration).
+    /// Reproduce the reference: ρ applied twice in sequential training (ρ²), K Adam updates
+    /// per step with a shared network (duplicated parameter registration), and in RLEdit the
+    /// last step's Γ for every step, no L2 term and the locality gradient through the
+    /// unedited weights (docs/data-and-metrics.md lists them all).
     pub reference_quirks: bool,
     /// The reference's `editor.max_steps` for editors trained by its one-shot loop (MALMEN 1,
     /// MEND 100): train on that many batches whatever the edit stream's length. `None` trains

@@ -4,9 +4,10 @@
 //! edit with the trained networks; UltraEdit's shifts over two edits. All cases run with
 //! `reference_quirks`, since the reference is run as it is.
 //!
-//! `fixtures/reference/gpt2.*`: the GPT-2 fixture (Conv1D modules). `smollm2.*`: SmolLM2-135M
-//! (four LLaMA `nn.Linear` modules of one shape group; needs `cargo xtask fetch-models`, else
-//! the SmolLM2 tests say so and check nothing); its tensors are stored as sketches.
+//! `fixtures/reference/gpt2.*`: the GPT-2 fixture (Conv1D modules). `default.*`: the embedded
+//! default model with the main job's modules. `smollm2.*`: SmolLM2-135M (four LLaMA
+//! `nn.Linear` modules of one shape group; needs `cargo xtask fetch-models`, else the SmolLM2
+//! tests say so and check nothing). The last two store their tensors as sketches.
 
 mod golden;
 
@@ -14,6 +15,13 @@ use golden::{Golden, check_golden};
 
 fn gpt2(case: &str) {
     assert!(check_golden(&Golden::load("fixtures/reference/gpt2"), case));
+}
+
+fn default(case: &str) {
+    assert!(check_golden(
+        &Golden::load("fixtures/reference/default"),
+        case
+    ));
 }
 
 fn smollm2(case: &str) {
@@ -24,6 +32,9 @@ macro_rules! cases {
     ($($name:ident: $case:literal,)*) => {
         mod gpt2 {
             $(#[test] fn $name() { super::gpt2($case); })*
+        }
+        mod default {
+            $(#[test] fn $name() { super::default($case); })*
         }
         mod smollm2 {
             $(#[test] fn $name() { super::smollm2($case); })*
