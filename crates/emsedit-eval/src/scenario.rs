@@ -409,12 +409,29 @@ fn check_lengths<B: Backend>(
     Ok(())
 }
 
-/// Runs `editor` through the scenario and scores it.
-pub fn run<B: Backend>(
-    editor: &mut dyn Editor<B>,
+/// The records and batches a scenario run uses: which records it draws (seeded by
+/// `config.seed`) and how it batches them.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The training records, in training order.
+    pub train: Vec<EditRecord>,
+    /// The edited (eval) records, in edit order.
+    pub eval: Vec<EditRecord>,
+    /// Training batches of `n_edits`.
+    pub train_batches: Vec<EditBatch>,
+    /// Edit batches with the micro-batches that score them.
+    pub eval_batches: Vec<ScoredBatch>,
+    /// Warnings for the report (e.g. fewer training records than asked for).
+    pub warnings: Vec<String>,
+}
+
+/// Draws and batches the records of a run of `config` for an editor that trains on
+/// `train_batches` batches, as [`run`] does (after the same checks).
+pub fn prepare<B: Backend>(
     input: &Run<B>,
     config: &ScenarioConfig,
-) -> Result<Report, RunError> {
+    train_batches: usize,
+) -> Result<Prepared, RunError> {
     input.tokenizer.check_vocab(input.model.vocab_size())?;
     let n = config.n_edits;
     if n == 0 || config.num_seq == 0 {
@@ -431,9 +448,6 @@ pub fn run<B: Backend>(
         })
     };
     let need = product(config.num_seq, n, "num_seq × n_edits")?;
-    let train_batches = config
-        .train_batches
-        .unwrap_or_else(|| editor.train_batches(config.num_seq));
     let want_train = product(train_batches, n, "train_batches × n_edits")?;
     product(
         config.train_epochs,
@@ -477,6 +491,33 @@ pub fn run<B: Backend>(
         .map(|b| b.batch)
         .collect();
     let eval_batches = edit_batches(tok, &eval, n, chunk, quirks)?;
+    Ok(Prepared {
+        train,
+        eval,
+        train_batches,
+        eval_batches,
+        warnings,
+    })
+}
+
+/// Runs `editor` through the scenario and scores it.
+pub fn run<B: Backend>(
+    editor: &mut dyn Editor<B>,
+    input: &Run<B>,
+    config: &ScenarioConfig,
+) -> Result<Report, RunError> {
+    let train_batches = config
+        .train_batches
+        .unwrap_or_else(|| editor.train_batches(config.num_seq));
+    let Prepared {
+        eval,
+        train_batches,
+        eval_batches,
+        warnings,
+        ..
+    } = prepare(input, config, train_batches)?;
+    let (n, need) = (config.n_edits, config.num_seq * config.n_edits);
+    let (tok, chunk) = (input.tokenizer, config.chunk);
 
     let mut lm = input.model.clone();
     let all: Vec<&[Vec<MicroBatch>; 3]> = eval_batches.iter().map(|b| &b.kinds).collect();

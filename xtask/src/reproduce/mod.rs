@@ -3,6 +3,7 @@
 //! skipping finished cells on a rerun, then writes `table.md` (means over seeds),
 //! `results.csv` (one line per cell) and the plots (means) under `<out>/plots/`.
 
+mod export;
 mod matrix;
 mod plots;
 pub mod progress;
@@ -21,7 +22,7 @@ use matrix::{Cell, Matrix};
 use runner::Results;
 
 /// The built-in matrices, by preset name, with the file they come from.
-pub const PRESETS: [(&str, &str); 4] = [
+pub const PRESETS: [(&str, &str); 5] = [
     (
         "xtask/presets/default.toml",
         include_str!("../../presets/default.toml"),
@@ -29,6 +30,10 @@ pub const PRESETS: [(&str, &str); 4] = [
     (
         "xtask/presets/paper.toml",
         include_str!("../../presets/paper.toml"),
+    ),
+    (
+        "xtask/presets/parity.toml",
+        include_str!("../../presets/parity.toml"),
     ),
     (
         "xtask/presets/smollm2.toml",
@@ -46,9 +51,11 @@ pub struct Args {
     /// Built-in matrix: `default` (CPU-sized, the embedded fixture model, minutes), `smollm2`
     /// (the real SmolLM2-135M after `cargo xtask fetch-models`, synthetic facts, CPU, about
     /// 45 minutes), `smollm2-real` (SmolLM2 with real ZsRE and CounterFact: a hyperparameter
-    /// search on validation records, then the table; hours) or `paper` (the paper's Table 1/2
-    /// settings for a GPU: Hugging Face model directories, real data).
-    #[arg(long, default_value = "default", value_parser = ["default", "smollm2", "smollm2-real", "paper"])]
+    /// search on validation records, then the table; hours), `paper` (the paper's Table 1/2
+    /// settings for a GPU: Hugging Face model directories, real data) or `parity` (sequential
+    /// EMSEdit on SmolLM2 and real CounterFact, 10 seeds: the Rust side of
+    /// `scripts/reference/paired.sh`).
+    #[arg(long, default_value = "default", value_parser = ["default", "smollm2", "smollm2-real", "paper", "parity"])]
     preset: String,
     /// A matrix TOML file to run instead of a preset (format: docs/reproduce.md).
     #[arg(long, value_name = "FILE")]
@@ -70,6 +77,11 @@ pub struct Args {
     /// Device: `cpu`, `cuda` or `cuda:N` (CUDA needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Also write each cell's token batches and untrained networks under DIR/<cell key>/,
+    /// for the reference code to rerun it from the same state (`scripts/reference/paired.sh`;
+    /// hypernetwork editors only).
+    #[arg(long, value_name = "DIR")]
+    export_reference: Option<PathBuf>,
 }
 
 /// What [`execute`] runs.
@@ -89,6 +101,8 @@ pub struct Options {
     pub list: bool,
     /// The device.
     pub device: DeviceKind,
+    /// Where to export the cells' reference inputs.
+    pub export_reference: Option<PathBuf>,
 }
 
 fn root() -> PathBuf {
@@ -127,6 +141,7 @@ pub fn main(args: Args) -> Result<(), String> {
         filter: args.filter.map(|f| f.to_lowercase()),
         list: args.list,
         device,
+        export_reference: args.export_reference,
     })
 }
 
@@ -187,6 +202,7 @@ pub fn execute(opts: &Options) -> Result<(), String> {
                 emsedit::cpu(),
                 &pending,
                 &mut results,
+                opts.export_reference.as_deref(),
             )?,
             #[cfg(feature = "cuda")]
             DeviceKind::Cuda(i) => runner::run_cells::<emsedit::Cuda>(
@@ -194,6 +210,7 @@ pub fn execute(opts: &Options) -> Result<(), String> {
                 emsedit::cuda(i),
                 &pending,
                 &mut results,
+                opts.export_reference.as_deref(),
             )?,
             #[cfg(not(feature = "cuda"))]
             DeviceKind::Cuda(_) => {

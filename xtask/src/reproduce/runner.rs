@@ -115,6 +115,8 @@ type Split2 = (Vec<EditRecord>, Vec<EditRecord>, Vec<Skipped>);
 struct Inputs<B: Backend> {
     root: PathBuf,
     device: B::Device,
+    /// `--export-reference`.
+    export: Option<PathBuf>,
     models: HashMap<String, (CausalLm<B>, LmTokenizer)>,
     data: HashMap<String, Split2>,
     worlds: HashMap<String, FactWorld>,
@@ -319,11 +321,16 @@ fn run_cell<B: Backend>(inputs: &mut Inputs<B>, cell: &Cell) -> Result<Record, S
     reset_peak_memory();
     let start = Instant::now();
     emsedit::seed::<B>(&device, cell.scenario.seed);
-    let mut editor = cell
-        .method
-        .build::<B>(cell.modules.clone(), &cell.scenario)
-        .map_err(|e| e.to_string())?;
-    let report = run(editor.as_mut(), &input, &cell.scenario).map_err(|e| e.to_string())?;
+    let report = match &inputs.export {
+        Some(dir) => super::export::run_exported(&input, cell, dir)?,
+        None => {
+            let mut editor = cell
+                .method
+                .build::<B>(cell.modules.clone(), &cell.scenario)
+                .map_err(|e| e.to_string())?;
+            run(editor.as_mut(), &input, &cell.scenario).map_err(|e| e.to_string())?
+        }
+    };
     Ok(Record {
         key: cell.key.clone(),
         id: cell.id.clone(),
@@ -384,11 +391,13 @@ pub fn run_cells<B: Backend>(
     device: B::Device,
     pending: &[&Cell],
     results: &mut Results,
+    export: Option<&Path>,
 ) -> Result<Outcome, String> {
     preflight(root, pending)?;
     let mut inputs = Inputs::<B> {
         root: root.to_path_buf(),
         device,
+        export: export.map(Path::to_path_buf),
         models: HashMap::new(),
         data: HashMap::new(),
         worlds: HashMap::new(),

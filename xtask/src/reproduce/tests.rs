@@ -66,6 +66,7 @@ fn options(out: &Path, only_cells: Option<usize>) -> Options {
         filter: None,
         list: false,
         device: DeviceKind::Cpu,
+        export_reference: None,
     }
 }
 
@@ -89,6 +90,8 @@ fn metrics(out: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn an_interrupted_run_resumes_to_the_uninterrupted_results() {
+    // Cells seed the backend's global generator: no other test may draw meanwhile.
+    let _rng = emsedit::tensor::rng_lock();
     let whole = temp_dir("whole");
     execute(&options(&whole, None)).unwrap();
     let expected = metrics(&whole);
@@ -309,6 +312,7 @@ fn tiny_glue(dir: &Path) {
 
 #[test]
 fn validation_search_and_general_capability_cells_run_and_report() {
+    let _rng = emsedit::tensor::rng_lock();
     let out = temp_dir("glue");
     let data = out.join("data");
     let world =
@@ -428,4 +432,58 @@ fn the_validation_split_is_the_tail_of_the_train_file() {
     .unwrap();
     let keys = |m: &Matrix| m.cells.iter().map(|c| c.key.clone()).collect::<Vec<_>>();
     assert_eq!(keys(&plain), keys(&with));
+}
+
+#[test]
+fn exporting_a_cell_for_the_reference_leaves_its_results_unchanged() {
+    let _rng = emsedit::tensor::rng_lock();
+    let root = root();
+    let only = |out: &Path, export: Option<PathBuf>| Options {
+        filter: Some("emsedit | tiny-gpt2 | zsre | seq-2x4".into()),
+        export_reference: export,
+        ..options(out, None)
+    };
+    let plain = temp_dir("export-plain");
+    execute(&only(&plain, None)).unwrap();
+    let exported = temp_dir("export-run");
+    let dir = exported.join("reference");
+    execute(&only(&exported, Some(dir.clone()))).unwrap();
+    let expected = metrics(&plain);
+    assert_eq!(expected.len(), 1);
+    assert_eq!(metrics(&exported), expected, "the export changed the run");
+
+    let key = &expected[0].0;
+    let case: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(key).join("case.json")).unwrap())
+            .unwrap();
+    assert_eq!(case["key"], key.as_str());
+    assert_eq!(
+        case["train"].as_array().unwrap().len(),
+        2,
+        "2 training batches"
+    );
+    let eval = case["eval"].as_array().unwrap();
+    assert_eq!(eval.len(), 2, "2 edit batches");
+    assert_eq!(eval[0]["batch"]["records"], 4);
+    assert!(!eval[0]["score"]["equiv"].as_array().unwrap().is_empty());
+    assert_eq!(case["editor"]["hyper"]["rank"], 8);
+    // The untrained networks, loadable as a checkpoint.
+    let lm =
+        emsedit::CausalLm::<emsedit::Cpu>::load(&root.join("fixtures/llm/gpt2"), &emsedit::cpu())
+            .unwrap();
+    let loaded = emsedit::meta::HyperEditor::<emsedit::Cpu>::load(
+        &lm,
+        &dir.join(key).join("init.safetensors"),
+    )
+    .unwrap();
+    assert_eq!(loaded.config().steps, 2);
+    // Not a hypernetwork editor: refused, naming the cell.
+    let ultra = temp_dir("export-ultra");
+    let err = execute(&Options {
+        filter: Some("ultraedit | tiny-gpt2 | zsre | seq-2x4".into()),
+        export_reference: Some(ultra.join("reference")),
+        ..options(&ultra, None)
+    })
+    .unwrap_err();
+    assert!(err.contains("hypernetwork editors only"), "{err}");
 }
