@@ -22,10 +22,14 @@ use matrix::{Cell, Matrix};
 use runner::Results;
 
 /// The built-in matrices, by preset name, with the file they come from.
-pub const PRESETS: [(&str, &str); 5] = [
+pub const PRESETS: [(&str, &str); 6] = [
     (
         "xtask/presets/default.toml",
         include_str!("../../presets/default.toml"),
+    ),
+    (
+        "xtask/presets/gemma3-real.toml",
+        include_str!("../../presets/gemma3-real.toml"),
     ),
     (
         "xtask/presets/paper.toml",
@@ -51,11 +55,12 @@ pub struct Args {
     /// Built-in matrix: `default` (CPU-sized, the embedded fixture model, minutes), `smollm2`
     /// (the real SmolLM2-135M after `cargo xtask fetch-models`, synthetic facts, CPU, about
     /// 45 minutes), `smollm2-real` (SmolLM2 with real ZsRE and CounterFact: a hyperparameter
-    /// search on validation records, then the table; hours), `paper` (the paper's Table 1/2
+    /// search on validation records, then the table; hours), `gemma3-real` (the same on
+    /// Gemma-3-270M with real ZsRE), `paper` (the paper's Table 1/2
     /// settings for a GPU: Hugging Face model directories, real data) or `parity` (sequential
     /// EMSEdit on SmolLM2 and real CounterFact, 10 seeds: the Rust side of
     /// `scripts/reference/paired.sh`).
-    #[arg(long, default_value = "default", value_parser = ["default", "smollm2", "smollm2-real", "paper", "parity"])]
+    #[arg(long, default_value = "default", value_parser = ["default", "smollm2", "smollm2-real", "gemma3-real", "paper", "parity"])]
     preset: String,
     /// A matrix TOML file to run instead of a preset (format: docs/reproduce.md).
     #[arg(long, value_name = "FILE")]
@@ -77,7 +82,7 @@ pub struct Args {
     /// Device: `cpu`, `cuda` or `cuda:N` (CUDA needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Also write each cell's token batches and untrained networks under DIR/<cell key>/,
+    /// Also write each cell's token batches and untrained networks under `DIR/<cell key>/`,
     /// for the reference code to rerun it from the same state (`scripts/reference/paired.sh`;
     /// hypernetwork editors only).
     #[arg(long, value_name = "DIR")]
