@@ -234,16 +234,22 @@ impl<B: Backend> CausalLm<B> {
 
     /// Replaces a module's weight (a×b).
     pub fn set_weight(&mut self, id: ModuleId, weight: Tensor<B, 2>) -> Result<(), LlmError> {
+        self.check_shape(id, &weight)?;
+        each_arch!(&mut self.arch, m => m.linear_mut(id).weight = weight);
+        self.prefix.weight_changed(id.layer);
+        Ok(())
+    }
+
+    /// Refuses a weight or shift for module `id` whose shape is not the module's a×b.
+    fn check_shape(&self, id: ModuleId, t: &Tensor<B, 2>) -> Result<(), LlmError> {
         let expected = self.linear(id).shape();
-        if weight.dims() != expected {
+        if t.dims() != expected {
             return Err(LlmError::ShiftShape {
                 name: self.module_name(id),
                 expected,
-                found: weight.dims(),
+                found: t.dims(),
             });
         }
-        each_arch!(&mut self.arch, m => m.linear_mut(id).weight = weight);
-        self.prefix.weight_changed(id.layer);
         Ok(())
     }
 
@@ -318,14 +324,8 @@ impl<B: Backend> CausalLm<B> {
         id: ModuleId,
         delta: &Tensor<B, 2>,
     ) -> Result<Tensor<B, 2>, LlmError> {
+        self.check_shape(id, delta)?;
         let old = self.weight(id);
-        if delta.dims() != old.dims() {
-            return Err(LlmError::ShiftShape {
-                name: self.module_name(id),
-                expected: old.dims(),
-                found: delta.dims(),
-            });
-        }
         let new = old.clone() + delta.clone();
         if !all_finite(&new) {
             return Err(LlmError::NonFinite {
@@ -513,14 +513,7 @@ impl<B: Backend> CausalLm<B> {
             )));
         }
         for (&id, shift) in modules.iter().zip(shifts) {
-            let expected = self.linear(id).shape();
-            if shift.dims() != expected {
-                return Err(LlmError::ShiftShape {
-                    name: self.module_name(id),
-                    expected,
-                    found: shift.dims(),
-                });
-            }
+            self.check_shape(id, shift)?;
         }
         self.gradients_with(batch, modules, objective, Some(shifts))
     }
