@@ -139,6 +139,10 @@ pub struct Report {
     /// For RippleEdits records in the original format: every test family, before and after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ripple: Option<RippleReport>,
+    /// The step sizes η the editor learned, per step network and edited module, after
+    /// training (editors with a learned η only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_sizes: Vec<Vec<f64>>,
     /// With [`ScenarioConfig::glue_every`]: the general-capability scores along the stream,
     /// the unedited model's first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -529,6 +533,7 @@ pub fn run<B: Backend>(
         lm = input.model.clone();
     }
     let train_seconds = start.elapsed().as_secs_f64();
+    let step_sizes = editor.step_sizes();
     let trained_records =
         config.train_epochs * train_batches.iter().map(|b| b.records).sum::<usize>();
 
@@ -579,6 +584,7 @@ pub fn run<B: Backend>(
         skipped: input.skipped.clone(),
         warnings,
         ripple,
+        step_sizes,
         method: editor.name(),
         scenario: config.clone(),
         before,

@@ -33,7 +33,7 @@ fn row(name: &str, s: &Scores, times: Option<(f64, f64, u64)>) -> String {
 ///     method: "FT".into(), scenario: ScenarioConfig::batch(4), before: Scores::default(),
 ///     after: s, train_records: 0, train_seconds_per_edit: 0.0, edit_seconds_per_edit: 0.01,
 ///     peak_memory_bytes: 1 << 20, curve: vec![], sequence: None, skipped: vec![],
-///     warnings: vec![], ripple: None, glue: vec![],
+///     warnings: vec![], ripple: None, step_sizes: vec![], glue: vec![],
 /// };
 /// let table = emsedit_eval::table::markdown(&[report]);
 /// assert!(table.contains("| FT | 50.0 | 25.0 | 100.0 | 0.0000 | 0.0100 | 1 |"));

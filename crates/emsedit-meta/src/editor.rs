@@ -37,6 +37,12 @@ pub trait Editor<B: Backend> {
         num_seq
     }
 
+    /// The step sizes η the editor has learned, per step network and edited module (empty for
+    /// editors without a learned η, and before training builds the networks).
+    fn step_sizes(&self) -> Vec<Vec<f64>> {
+        Vec::new()
+    }
+
     /// Applies one edit batch to `lm`, on top of whatever it already holds. An edit that fails
     /// (e.g. a non-finite update) leaves `lm` as it was.
     fn edit(&mut self, lm: &mut CausalLm<B>, batch: &EditBatch) -> Result<(), MetaError>;

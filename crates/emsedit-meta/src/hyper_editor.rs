@@ -827,6 +827,14 @@ impl<B: Backend> Editor<B> for HyperEditor<B> {
         self.config.max_train_batches.unwrap_or(num_seq)
     }
 
+    fn step_sizes(&self) -> Vec<Vec<f64>> {
+        self.nets().map_or_else(Vec::new, |nets| {
+            nets.iter()
+                .map(|step| step.iter().flat_map(HyperNet::step_sizes).collect())
+                .collect()
+        })
+    }
+
     /// EDIT_STREAM for one batch (spec §4.2): K cumulative steps, each caching on the model
     /// as the previous step left it.
     fn edit(&mut self, lm: &mut CausalLm<B>, batch: &EditBatch) -> Result<(), MetaError> {

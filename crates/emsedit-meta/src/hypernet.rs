@@ -231,6 +231,17 @@ impl<B: Backend> HyperNet<B> {
         (at(&self.params.eta), at(&self.params.log_ridge).exp())
     }
 
+    /// The step size η of every module of the group.
+    pub fn step_sizes(&self) -> Vec<f64> {
+        self.params
+            .eta
+            .clone()
+            .into_data()
+            .convert::<f64>()
+            .into_vec()
+            .expect("f64")
+    }
+
     /// The parameters on the autodiff backend, every tensor tracking gradients.
     pub fn tracked(&self) -> Params<Autodiff<B>> {
         self.params

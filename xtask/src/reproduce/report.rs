@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use emsedit::Scores;
 use emsedit::eval::glue::GlueTask;
+use emsedit::eval::ripple::{FamilyScore, RippleReport};
 use emsedit::eval::scenario::GluePoint;
 
 use super::matrix::Cell;
@@ -403,6 +404,8 @@ pub fn markdown(title: &str, cells: &[Cell], aggs: &[Agg]) -> String {
         out.push('\n');
         search_choice(&mut out, &group);
         glue_table(&mut out, &group);
+        ripple_table(&mut out, &group);
+        step_size_line(&mut out, &group);
     }
     out
 }
@@ -477,6 +480,109 @@ fn glue_table(out: &mut String, group: &[&Agg]) {
     out.push('\n');
 }
 
+/// The step sizes η the section's rows learned (mean over seeds and edited modules, per step
+/// network), if any row recorded them.
+fn step_size_line(out: &mut String, group: &[&Agg]) {
+    let rows: Vec<String> = group
+        .iter()
+        .filter_map(|a| {
+            let runs: Vec<&Vec<Vec<f64>>> = a
+                .runs
+                .iter()
+                .map(|(_, r)| &r.report.step_sizes)
+                .filter(|s| !s.is_empty())
+                .collect();
+            let first = runs.first()?;
+            let per_step: Vec<String> = (0..first.len())
+                .map(|k| {
+                    let xs: Vec<f64> = runs
+                        .iter()
+                        .filter_map(|r| r.get(k))
+                        .map(|v| mean(v))
+                        .collect();
+                    format!("{:.3e}", mean(&xs))
+                })
+                .collect();
+            Some(format!("{} {}", a.cell.label, per_step.join(" / ")))
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "Step size η after training (mean over seeds and edited modules; per step network): \
+         {}.\n",
+        rows.join("; ")
+    );
+}
+
+/// RippleEdits' families of a section's rows (RippleEdits' score: the share of executable
+/// tests passed after the stream, ×100, mean over seeds), if any row scored them.
+fn ripple_table(out: &mut String, group: &[&Agg]) {
+    let rows: Vec<(&Agg, Vec<&RippleReport>)> = group
+        .iter()
+        .map(|&a| {
+            let reports = a.runs.iter().filter_map(|(_, r)| r.report.ripple.as_ref());
+            (a, reports.collect::<Vec<_>>())
+        })
+        .filter(|(_, r)| !r.is_empty())
+        .collect();
+    let Some((_, first)) = rows.first() else {
+        return;
+    };
+    let families: Vec<&FamilyScore> = first[0].families.iter().collect();
+    let _ = writeln!(
+        out,
+        "RippleEdits families (Cohen et al. 2024): the share of each family's executable tests \
+         (those whose condition the unedited model answers) passed after the stream, ×100, \
+         mean over seeds; the unedited row is the share of all tests the unedited model \
+         passes. Executable / all tests of the first seed in brackets.\n"
+    );
+    let names: Vec<String> = families
+        .iter()
+        .map(|f| {
+            format!(
+                "{} ({}/{})",
+                f.family.field().replace('_', " "),
+                f.executable,
+                f.cases
+            )
+        })
+        .collect();
+    let _ = writeln!(out, "| Method | {} |", names.join(" | "));
+    let _ = writeln!(out, "|---|{}", "---:|".repeat(families.len()));
+    // `–` where no seed has a test to score (no executable test, for the edited rows).
+    let column = |reports: &[&RippleReport], edited: bool| -> Vec<String> {
+        families
+            .iter()
+            .map(|fam| {
+                let xs: Vec<f64> = reports
+                    .iter()
+                    .filter_map(|r| r.families.iter().find(|s| s.family == fam.family))
+                    .filter(|s| !edited || s.executable > 0)
+                    .map(|s| 100.0 * if edited { s.after_executable } else { s.before })
+                    .collect();
+                if xs.is_empty() {
+                    "–".into()
+                } else {
+                    format!("{:.1}", mean(&xs))
+                }
+            })
+            .collect()
+    };
+    let _ = writeln!(out, "| *unedited* | {} |", column(first, false).join(" | "));
+    for (agg, reports) in &rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} |",
+            agg.cell.label,
+            column(reports, true).join(" | ")
+        );
+    }
+    out.push('\n');
+}
+
 fn field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
@@ -516,6 +622,7 @@ pub fn csv(aggs: &[Agg]) -> String {
         "edit_seconds_per_edit",
         "peak_memory_bytes",
         "wall_seconds",
+        "step_size_mean",
     ];
     let mut out = header.join(",");
     out.push('\n');
@@ -550,6 +657,11 @@ pub fn csv(aggs: &[Agg]) -> String {
             r.edit_seconds_per_edit.to_string(),
             r.peak_memory_bytes.to_string(),
             rec.wall_seconds.to_string(),
+            if r.step_sizes.is_empty() {
+                String::new()
+            } else {
+                mean(&r.step_sizes.iter().map(|k| mean(k)).collect::<Vec<_>>()).to_string()
+            },
         ];
         let line: Vec<String> = values.iter().map(|v| field(v)).collect();
         out.push_str(&line.join(","));

@@ -179,6 +179,20 @@ fn an_interrupted_run_resumes_to_the_uninterrupted_results() {
         "{table}"
     );
     assert!(table.contains(&row), "{row}\n{table}");
+    // The hypernetwork rows record their learned η (one network at K = 1), UltraEdit none.
+    assert!(k1.iter().all(|r| {
+        r.report.step_sizes.len() == 1
+            && r.report.step_sizes[0]
+                .iter()
+                .all(|&eta| eta.is_finite() && eta > 0.0)
+    }));
+    assert!(
+        results
+            .records
+            .iter()
+            .all(|r| r.report.step_sizes.is_empty() == (r.report.method == "UltraEdit"))
+    );
+    assert!(table.contains("Step size η after training"), "{table}");
     // One seed: no ± (seed 5 only).
     assert!(
         table
@@ -486,4 +500,88 @@ fn exporting_a_cell_for_the_reference_leaves_its_results_unchanged() {
     })
     .unwrap_err();
     assert!(err.contains("hypernetwork editors only"), "{err}");
+}
+
+/// A RippleEdits file in the original format: `n` edits of "The home of Person{i} is" from
+/// its old city to a new one, each with a Subject_Aliasing and a Relation_Specificity test.
+fn tiny_ripple(path: &Path, n: usize) {
+    let query = |prompt: &str, answer: &str| serde_json::json!({ "prompt": prompt, "answers": [{ "value": answer, "aliases": [] }] });
+    let records: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            let (old, new) = (format!("Town{i}"), format!("City{i}"));
+            let case = |q: serde_json::Value, cond: Vec<serde_json::Value>| {
+                serde_json::json!([{ "test_queries": [q], "test_condition": "OR",
+                                     "condition_queries": cond }])
+            };
+            let job = query(&format!("The job of Person{i} is"), "farmer");
+            serde_json::json!({
+                "example_type": "popular",
+                "edit": {
+                    "prompt": format!("The home of Person{i} is {new}."),
+                    "original_fact": { "prompt": format!("The home of Person{i} is {old}.") }
+                },
+                "Subject_Aliasing": case(query(&format!("The home of P. {i} is"), &new), vec![]),
+                "Relation_Specificity": case(job.clone(), vec![job]),
+                "Logical_Generalization": [], "Compositionality_I": [],
+                "Compositionality_II": [], "Forgetfulness": []
+            })
+        })
+        .collect();
+    std::fs::write(path, serde_json::to_string(&records).unwrap()).unwrap();
+}
+
+#[test]
+fn ripple_cells_report_every_family() {
+    let _rng = emsedit::tensor::rng_lock();
+    let out = temp_dir("ripple");
+    std::fs::create_dir_all(&out).unwrap();
+    let file = out.join("ripple.json");
+    tiny_ripple(&file, 24);
+    let text = format!(
+        r#"
+name = "ripple"
+seed = 1
+[hyper]
+rank = 8
+blocks = 2
+lr = 1e-3
+[models.tiny-gpt2]
+path = "fixtures/llm/gpt2"
+[datasets.ripple]
+kind = "ripple"
+train = "{file}"
+eval = "{file}"
+[scenarios.seq-2x2]
+n_edits = 2
+num_seq = 2
+[[experiments]]
+name = "main"
+methods = ["ultraedit"]
+"#,
+        file = file.display()
+    );
+    let opts = Options {
+        matrix: Matrix::parse(&text, "ripple.toml", &root()).unwrap(),
+        ..options(&out, None)
+    };
+    execute(&opts).unwrap();
+    let results = Results::open(&out.join("results.jsonl")).unwrap();
+    let [record] = &results.records[..] else {
+        panic!("one cell, {} results", results.records.len());
+    };
+    let ripple = record.report.ripple.as_ref().expect("a ripple report");
+    let fields: Vec<&str> = ripple.families.iter().map(|f| f.family.field()).collect();
+    assert_eq!(fields, ["Subject_Aliasing", "Relation_Specificity"]);
+    // Four edits, one test of each family per edit.
+    assert!(ripple.families.iter().all(|f| f.cases == 4));
+    let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+    assert!(
+        table.contains("RippleEdits families")
+            && table.contains("| Method | Subject Aliasing (")
+            && table.contains("| Relation Specificity (0/4) |")
+            && table.contains(" | – |")
+            && table.contains("| UltraEdit | "),
+        "{table}"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
 }
