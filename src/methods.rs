@@ -23,7 +23,8 @@ use burn::tensor::backend::Backend;
 use emsedit_eval::scenario::ScenarioConfig;
 use emsedit_llm::{CausalLm, ModelConfig};
 use emsedit_meta::{
-    Editor, Ft, FtConfig, HyperEditor, HyperEditorConfig, Layout, UltraEdit, UltraEditConfig,
+    Editor, Ft, FtConfig, HyperEditor, HyperEditorConfig, Layout, Locality, UltraEdit,
+    UltraEditConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -180,6 +181,9 @@ pub struct Overrides {
     /// `lr` does not reach it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ft_lr: Option<f64>,
+    /// EMSEdit's L2 penalty weight ρ (default 0.5, the reference's); EMSEdit only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reg_coef: Option<f64>,
 }
 
 impl Overrides {
@@ -235,6 +239,7 @@ impl Overrides {
         add(self.meta_lr.is_some(), "meta_lr");
         add(self.lr.is_some(), "lr");
         add(self.ft_lr.is_some(), "ft_lr");
+        add(self.reg_coef.is_some(), "reg_coef");
         out
     }
 
@@ -251,6 +256,7 @@ impl Overrides {
             meta_lr: other.meta_lr.or(self.meta_lr),
             lr: other.lr.or(self.lr),
             ft_lr: other.ft_lr.or(self.ft_lr),
+            reg_coef: other.reg_coef.or(self.reg_coef),
         }
     }
 }
@@ -359,20 +365,22 @@ impl MethodSpec {
     /// Checks that every override applies to this method and has a usable value.
     pub fn check(&self) -> Result<(), MethodError> {
         let o = &self.overrides;
-        let allowed: &[&str] = match self.kind {
-            MethodKind::Ft => &["ft_lr"],
-            MethodKind::UltraEdit => &["steps", "reference_quirks", "lr"],
-            _ => &[
-                "steps",
-                "layout",
-                "rank_decay",
-                "stepwise_update",
-                "reference_quirks",
-                "rank",
-                "blocks",
-                "meta_lr",
-                "lr",
-            ],
+        const HYPER: [&str; 9] = [
+            "steps",
+            "layout",
+            "rank_decay",
+            "stepwise_update",
+            "reference_quirks",
+            "rank",
+            "blocks",
+            "meta_lr",
+            "lr",
+        ];
+        let allowed: Vec<&str> = match self.kind {
+            MethodKind::Ft => vec!["ft_lr"],
+            MethodKind::UltraEdit => vec!["steps", "reference_quirks", "lr"],
+            MethodKind::EmsEdit => [&HYPER[..], &["reg_coef"]].concat(),
+            _ => HYPER.to_vec(),
         };
         // The scale settings ([`Overrides::cpu_scale`]) are accepted by every method, so that
         // one scale serves a whole comparison; methods without a hypernetwork ignore them.
@@ -417,6 +425,9 @@ impl MethodSpec {
         if o.ft_lr.is_some_and(|v| !(v.is_finite() && v > 0.0)) {
             return invalid("ft_lr must be a positive number");
         }
+        if o.reg_coef.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
+            return invalid("reg_coef must be a number ≥ 0");
+        }
         Ok(())
     }
 
@@ -458,6 +469,9 @@ impl MethodSpec {
             }
             if let Some(v) = o.lr {
                 c.hyper.lr = v;
+            }
+            if let (Some(v), Locality::L2 { reg_coef }) = (o.reg_coef, &mut c.locality) {
+                *reg_coef = v;
             }
             EditorConfig::Hyper(c)
         };
@@ -755,8 +769,10 @@ mod tests {
             meta_lr: Some(1e-4),
             lr: Some(1e-3),
             ft_lr: None,
+            reg_coef: Some(0.05),
         };
         let c = hyper(&spec, &ScenarioConfig::sequential(4, 2));
+        assert_eq!(c.locality, Locality::L2 { reg_coef: 0.05 });
         assert_eq!(c.name, "EMSEdit (K=3)");
         assert_eq!(c.steps, 3);
         assert_eq!(c.layout, Layout::Shared);
@@ -783,6 +799,9 @@ mod tests {
         assert!(spec.check().is_err(), "ft_lr is FT's only");
 
         let mut malmen = MethodSpec::parse("malmen").unwrap();
+        malmen.overrides.reg_coef = Some(0.1);
+        assert!(malmen.check().is_err(), "reg_coef is EMSEdit's only");
+        malmen.overrides.reg_coef = None;
         malmen.overrides.steps = Some(2);
         assert_eq!(malmen.display_name(), "MALMEN2");
         assert_eq!(hyper(&malmen, &ScenarioConfig::batch(4)).name, "MALMEN2");
@@ -829,6 +848,11 @@ mod tests {
         ems.overrides.steps = None;
         ems.overrides.meta_lr = Some(f64::NAN);
         assert!(ems.check().is_err());
+        ems.overrides.meta_lr = None;
+        ems.overrides.reg_coef = Some(0.0);
+        ems.check().unwrap();
+        ems.overrides.reg_coef = Some(-0.5);
+        assert!(ems.check().unwrap_err().to_string().contains("reg_coef"));
     }
 
     #[test]

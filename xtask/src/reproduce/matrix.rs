@@ -99,6 +99,8 @@ pub struct Hyper {
     pub lr: Option<f64>,
     /// FT's Adam learning rate (FT only).
     pub ft_lr: Option<f64>,
+    /// EMSEdit's L2 penalty weight ρ (EMSEdit only).
+    pub reg_coef: Option<f64>,
 }
 
 impl Hyper {
@@ -109,6 +111,7 @@ impl Hyper {
             meta_lr: self.meta_lr,
             lr: self.lr,
             ft_lr: self.ft_lr,
+            reg_coef: self.reg_coef,
             ..Overrides::default()
         }
     }
@@ -268,6 +271,8 @@ pub struct Ablation {
     pub lr: Option<f64>,
     /// FT's Adam learning rate.
     pub ft_lr: Option<f64>,
+    /// EMSEdit's L2 penalty weight ρ.
+    pub reg_coef: Option<f64>,
 }
 
 impl Ablation {
@@ -282,6 +287,7 @@ impl Ablation {
             meta_lr: self.meta_lr,
             lr: self.lr,
             ft_lr: self.ft_lr,
+            reg_coef: self.reg_coef,
             steps: None,
         }
     }
