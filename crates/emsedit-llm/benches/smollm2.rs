@@ -2,7 +2,9 @@
 //! times in PyTorch (8 rows × 11 tokens, the last 3 labelled): the forward with every
 //! logit, the forward with the head at the labelled positions only, and the forward +
 //! backward an edit step runs (keys, output gradients and Γ of the 12 edited modules of
-//! `src/models.toml`), from the embeddings and from the prefix cache.
+//! `src/models.toml`), from the embeddings and from the prefix cache; and the same 8 rows as
+//! two micro-batches of 4 (the spec's edit micro-batches, one pass each): what a pass costs
+//! beyond its tokens (docs/performance.md).
 //!
 //! Needs `cargo xtask fetch-models` (the models cache: `$EMSEDIT_MODELS_DIR`, else
 //! `~/.cache/emsedit/models`). `cargo bench -p emsedit-llm --bench smollm2`.
@@ -80,7 +82,30 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // The same rows as two passes of 4 (the cache is still on: both halves hit it).
+    let halves = [half(&batch, 0), half(&batch, 1)];
+    group.bench_function("two_micro_batches_of_4_prefix_cached", |b| {
+        b.iter(|| {
+            for h in &halves {
+                let g = lm.edit_gradients(h, &modules).unwrap();
+                black_box(g.gammas[0].clone().into_data());
+            }
+        })
+    });
     group.finish();
+}
+
+/// Rows `[4i, 4i + 4)` of the bench batch.
+fn half(batch: &Batch, i: usize) -> Batch {
+    let rows = BATCH / 2;
+    let span = i * rows * TIME..(i + 1) * rows * TIME;
+    Batch {
+        batch: rows,
+        time: TIME,
+        input_ids: batch.input_ids[span.clone()].to_vec(),
+        attention_mask: batch.attention_mask[span.clone()].to_vec(),
+        labels: batch.labels[span].to_vec(),
+    }
 }
 
 criterion_group!(benches, bench);

@@ -330,6 +330,25 @@ fn mib(bytes: u64) -> String {
     }
 }
 
+/// Which code computed the finished cells (`Record::code`), most cells first.
+fn code_text(aggs: &[Agg]) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for (_, r) in aggs.iter().flat_map(|a| &a.runs) {
+        let code = r.code.clone().unwrap_or_else(|| "not recorded".into());
+        match counts.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((code, 1)),
+        }
+    }
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+    let list: Vec<String> = counts.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+    format!(
+        "Code that computed the cells (commit: cells; cells from before commits were recorded \
+         say `not recorded`): {}.",
+        list.join(", ")
+    )
+}
+
 /// The markdown table: one section per model × data set × scenario, one row per method
 /// (seed group): efficacy / generalization / specificity ×100 as mean ± sd over the finished
 /// seeds, their number, mean train and edit seconds per edit, mean peak memory. `cells` is
@@ -350,6 +369,7 @@ pub fn markdown(title: &str, cells: &[Cell], aggs: &[Agg]) -> String {
         cells.len(),
         seeds_text(&planned)
     );
+    let _ = writeln!(out, "{}\n", code_text(aggs));
     for ((model, dataset, scenario), group) in sections(aggs) {
         let first = group[0].cell;
         let _ = writeln!(

@@ -35,6 +35,35 @@ pub struct Record {
     pub report: Report,
     /// Wall time of the whole cell (loading excluded), seconds.
     pub wall_seconds: f64,
+    /// The checkout's commit when the cell ran, `+changes` when its sources differed from it
+    /// ([`code_version`]); absent in records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// The commit of the checkout at `root` (12 hex digits), with `+changes` when the sources a
+/// cell runs (`crates/`, `src/`, `xtask/`, `Cargo.lock`) differ from it; `None` without git.
+/// A float-level change anywhere in the code can move a cell's scores by as much as another
+/// seed does, so a record says which code computed it.
+pub fn code_version(root: &Path) -> Option<String> {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .output()
+            .ok()
+    };
+    let head = git(&["rev-parse", "--short=12", "HEAD"]).filter(|o| o.status.success())?;
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    let sources = ["crates", "src", "xtask", "Cargo.lock"];
+    let diff = git(&[&["diff", "--quiet", "HEAD", "--"][..], &sources[..]].concat());
+    let changed = diff.is_some_and(|o| o.status.code() == Some(1));
+    Some(if changed {
+        format!("{head}+changes")
+    } else {
+        head
+    })
 }
 
 /// The results file: every finished cell, in the order they finished.
@@ -117,6 +146,8 @@ struct Inputs<B: Backend> {
     device: B::Device,
     /// `--export-reference`.
     export: Option<PathBuf>,
+    /// [`code_version`] of the checkout.
+    code: Option<String>,
     models: HashMap<String, (CausalLm<B>, LmTokenizer)>,
     data: HashMap<String, Split2>,
     worlds: HashMap<String, FactWorld>,
@@ -337,6 +368,7 @@ fn run_cell<B: Backend>(inputs: &mut Inputs<B>, cell: &Cell) -> Result<Record, S
         cell: cell.clone(),
         report,
         wall_seconds: start.elapsed().as_secs_f64(),
+        code: inputs.code.clone(),
     })
 }
 
@@ -398,6 +430,7 @@ pub fn run_cells<B: Backend>(
         root: root.to_path_buf(),
         device,
         export: export.map(Path::to_path_buf),
+        code: code_version(root),
         models: HashMap::new(),
         data: HashMap::new(),
         worlds: HashMap::new(),

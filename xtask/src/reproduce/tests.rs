@@ -142,6 +142,9 @@ fn an_interrupted_run_resumes_to_the_uninterrupted_results() {
         table.contains("| Method | n | Eff. | Gen. | Spe."),
         "{table}"
     );
+    // Every record names its code, and the table counts the cells per commit.
+    let code = runner::code_version(&root()).expect("a git checkout");
+    assert!(table.contains(&format!("{code}: 6")), "{table}");
     assert!(
         table.contains("4 rows over 1 seed (5), 1 row over 2 seeds (5, 6)"),
         "{table}"
@@ -584,4 +587,18 @@ methods = ["ultraedit"]
         "{table}"
     );
     std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn records_name_the_commit_that_computed_them() {
+    // This checkout: a 12-digit commit, `+changes` only when the sources differ from it.
+    let code = runner::code_version(&root()).expect("the project is a git checkout");
+    let head = code.trim_end_matches("+changes");
+    assert_eq!(head.len(), 12, "{code}");
+    assert!(head.chars().all(|c| c.is_ascii_hexdigit()), "{code}");
+    // Outside a checkout there is no commit to name.
+    let bare = temp_dir("no-git");
+    std::fs::create_dir_all(&bare).unwrap();
+    assert_eq!(runner::code_version(&bare), None);
+    let _ = std::fs::remove_dir_all(&bare);
 }
