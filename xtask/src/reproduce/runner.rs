@@ -57,8 +57,9 @@ pub fn code_version(root: &Path) -> Option<String> {
     let head = git(&["rev-parse", "--short=12", "HEAD"]).filter(|o| o.status.success())?;
     let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
     let sources = ["crates", "src", "xtask", "Cargo.lock"];
-    let diff = git(&[&["diff", "--quiet", "HEAD", "--"][..], &sources[..]].concat());
-    let changed = diff.is_some_and(|o| o.status.code() == Some(1));
+    // Modified, staged or new files (ignored ones, such as build outputs, are not listed).
+    let status = git(&[&["status", "--porcelain", "--"][..], &sources[..]].concat());
+    let changed = status.is_some_and(|o| o.status.success() && !o.stdout.is_empty());
     Some(if changed {
         format!("{head}+changes")
     } else {
