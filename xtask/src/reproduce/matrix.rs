@@ -245,6 +245,9 @@ pub struct Experiment {
     /// Hypernetwork scale laid over the file's `[hyper]`.
     #[serde(default)]
     pub hyper: Hyper,
+    /// Training batches for this experiment's cells, over the scenarios' own (for a method
+    /// whose default needs more training records than the files hold, such as MEND's 100).
+    pub train_batches: Option<usize>,
 }
 
 /// One ablation: a name and switches.
@@ -520,6 +523,22 @@ fn check_file(file: &MatrixFile, origin: &str) -> Result<(), String> {
     file_seeds(file, origin)?;
     for (e, exp) in file.experiments.iter().enumerate() {
         experiment_seeds(file, origin, e, exp)?;
+        let Some(count) = exp.train_batches else {
+            continue;
+        };
+        let at = format!("{origin}: experiments[{e}].train_batches");
+        if count == 0 {
+            return Err(format!("{at}: must be at least 1"));
+        }
+        for (name, s) in &file.scenarios {
+            if s.n_edits.checked_mul(count).is_none() {
+                return Err(format!(
+                    "{at}: {count} batches of scenarios.{name}'s {} edits do not fit in a \
+                     machine word",
+                    s.n_edits
+                ));
+            }
+        }
     }
     for (name, s) in &file.scenarios {
         let at = format!("{origin}: scenarios.{name}");
@@ -656,7 +675,7 @@ fn cells(file: &MatrixFile, origin: &str, root: &Path) -> Result<Vec<Cell>, Stri
                                 let quirks = s.reference_quirks.unwrap_or(false)
                                     || spec.overrides.reference_quirks == Some(true);
                                 let mut scenario = ScenarioConfig::sequential(s.n_edits, s.num_seq);
-                                scenario.train_batches = s.train_batches;
+                                scenario.train_batches = exp.train_batches.or(s.train_batches);
                                 scenario.train_epochs = s.train_epochs.unwrap_or(1);
                                 scenario.chunk = s.chunk.unwrap_or(4);
                                 scenario.curve = s.curve.unwrap_or(false);
@@ -715,6 +734,7 @@ fn cells(file: &MatrixFile, origin: &str, root: &Path) -> Result<Vec<Cell>, Stri
                                         (data_name, data),
                                         data.kind.synthetic().then_some(world),
                                         (scenario_name, scenario),
+                                        exp.train_batches,
                                     );
                                     if cell.scenario.glue_every.is_some() {
                                         cell.glue = Some(file.glue.clone());
@@ -774,6 +794,7 @@ fn make_cell(
     (dataset, data): (&String, &DatasetEntry),
     world: Option<WorldConfig>,
     (scenario_name, scenario): (&String, ScenarioConfig),
+    budget: Option<usize>,
 ) -> Cell {
     // What decides the result: the resolved editor configuration (so that two spellings of
     // one configuration are one cell), the model, the data and the scenario.
@@ -798,11 +819,17 @@ fn make_cell(
         seed: 0,
         ..scenario.clone()
     });
-    let label = if ablation.is_empty() {
+    let mut label = if ablation.is_empty() {
         method.display_name()
     } else {
         format!("{} [{ablation}]", method.display_name())
     };
+    // An experiment's own training budget shows, so its cells never share an id with the
+    // scenario's.
+    if let Some(count) = budget {
+        let noun = if count == 1 { "batch" } else { "batches" };
+        label = format!("{label} ({count} training {noun})");
+    }
     let family = MethodSpec {
         overrides: Overrides::default(),
         named_steps: if method.kind == MethodKind::EmsEdit {
@@ -923,6 +950,49 @@ ablations = [{ name = "no-decay", rank_decay = false }, { stepwise_update = fals
         let c = Matrix::parse(&changed, "small.toml", &root()).unwrap();
         assert_eq!(c.cells[0].key, m.cells[0].key);
         assert_ne!(c.cells[1].key, m.cells[1].key);
+    }
+
+    #[test]
+    fn an_experiments_train_batches_reach_its_cells_only() {
+        let m = Matrix::parse(SMALL, "small.toml", &root()).unwrap();
+        let text = SMALL.replace("steps = [1, 2, 3]", "steps = [1, 2, 3]\ntrain_batches = 5");
+        let t = Matrix::parse(&text, "small.toml", &root()).unwrap();
+        let keys = |m: &Matrix, sweep: bool| -> Vec<(String, Option<usize>)> {
+            m.cells
+                .iter()
+                .filter(|c| sweep || c.experiment != "sweep")
+                .map(|c| (c.key.clone(), c.scenario.train_batches))
+                .collect()
+        };
+        let (before, after) = (keys(&m, false), keys(&t, true));
+        // The sweep's K=1 and K=3 cells get 5 batches and new keys; its K=2 cell is no
+        // longer `main`'s (which keeps the scenario's default), so it is one cell more, and
+        // the ids say so.
+        assert_eq!(after.len(), m.cells.len() + 1);
+        let five: Vec<&str> = t
+            .cells
+            .iter()
+            .filter(|c| c.scenario.train_batches == Some(5))
+            .map(|c| c.id.as_str())
+            .collect();
+        assert_eq!(
+            five,
+            [
+                "EMSEdit (K=1) (5 training batches) | tiny | zsre | batch | seed 3",
+                "EMSEdit (5 training batches) | tiny | zsre | batch | seed 3",
+                "EMSEdit (K=3) (5 training batches) | tiny | zsre | batch | seed 3",
+            ]
+        );
+        let ids: HashSet<&str> = t.cells.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids.len(), t.cells.len());
+        assert_eq!(before.len(), 6, "main's 4 and the ablation's 2");
+        for (key, batches) in &before {
+            assert_eq!(*batches, None);
+            assert!(
+                after.contains(&(key.clone(), None)),
+                "main's cells keep their keys"
+            );
+        }
     }
 
     #[test]
@@ -1057,6 +1127,10 @@ ablations = [{ name = "no-decay", rank_decay = false }, { stepwise_update = fals
                 "seeds[2]: 3 is listed twice",
             ),
             (SMALL.replace("seed = 3", "seeds = [-1]"), "seeds"),
+            (
+                SMALL.replace("steps = [1, 2, 3]", "steps = [1, 2, 3]\ntrain_batches = 0"),
+                "experiments[1].train_batches: must be at least 1",
+            ),
         ];
         for (text, want) in cases {
             let err = Matrix::parse(&text, "small.toml", &root()).unwrap_err();
