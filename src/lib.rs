@@ -74,7 +74,9 @@ pub use emsedit_tensor::{Cuda, CudaTrain, cuda};
 
 pub use emsedit_eval::DataError;
 pub use emsedit_eval::data::{Dataset, EditRecord, Tuple, load};
-pub use emsedit_eval::scenario::{Report, Run, RunError, ScenarioConfig, Scores, run};
+pub use emsedit_eval::scenario::{
+    Phase, Report, Run, RunError, ScenarioConfig, Scores, run, run_with_progress,
+};
 pub use emsedit_llm::patch::Patch;
 pub use emsedit_llm::{Batch, CausalLm, EditGrads, LlmError, LmTokenizer, ModuleId};
 pub use emsedit_meta::{

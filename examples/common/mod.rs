@@ -9,7 +9,9 @@ use emsedit::eval::data::{Dataset, EditRecord, Skipped, load_splits, skip_summar
 use emsedit::eval::synthetic::{FactWorld, Split, WorldConfig};
 use emsedit::methods::{MethodSpec, Mode, Overrides, default_modules};
 use emsedit::models::NamedModel;
-use emsedit::{CausalLm, Cpu, LmTokenizer, Report, Run, ScenarioConfig, cpu, run, seed};
+use emsedit::{
+    CausalLm, Cpu, LmTokenizer, Phase, Report, Run, ScenarioConfig, cpu, run_with_progress, seed,
+};
 
 /// The flags every editing example takes.
 #[derive(Parser, Debug)]
@@ -156,8 +158,13 @@ pub fn run_methods(
         seed::<Cpu>(&device, args.seed);
         let mut editor = spec.build::<Cpu>(modules.clone(), &scenario)?;
         let started = Instant::now();
-        eprint!("{:<10} training and editing ... ", spec.display_name());
-        let report = run(editor.as_mut(), &input, &scenario)?;
+        let name = spec.display_name();
+        let mut progress = |phase: Phase| show_phase(&name, phase);
+        let report = run_with_progress(editor.as_mut(), &input, &scenario, &mut progress)?;
+        if stderr_is_terminal() {
+            eprint!("\r{:<51}\r", "");
+        }
+        eprint!("{name:<10} ");
         for w in &report.warnings {
             eprintln!("warning: {w}");
         }
@@ -170,6 +177,25 @@ pub fn run_methods(
     }
     println!("\n{}", emsedit::eval::table::markdown(&reports));
     Ok(reports)
+}
+
+/// One method's phase on one stderr line, rewritten in place (only on a terminal).
+fn show_phase(name: &str, phase: Phase) {
+    if !stderr_is_terminal() {
+        return;
+    }
+    let text = match phase {
+        Phase::ScoringBefore => "scoring the unedited model".to_string(),
+        Phase::Training { batches: 0, .. } => "editing".to_string(),
+        Phase::Training { batches, .. } => format!("training on {batches} batches"),
+        Phase::Edited { batch, of } => format!("edited {batch}/{of} batches"),
+        Phase::ScoringAfter => "scoring the edited model".to_string(),
+    };
+    eprint!("\r{name:<10} {text:<40}");
+}
+
+fn stderr_is_terminal() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
 }
 
 /// Train and eval records and where they came from.

@@ -504,11 +504,46 @@ pub fn prepare<B: Backend>(
     })
 }
 
+/// Where a [`run_with_progress`] is, for progress output on long runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Scoring the unedited model on the eval records.
+    ScoringBefore,
+    /// Training the editor: epoch `epoch` (from 1) of `epochs`, on `batches` batches.
+    Training {
+        /// This epoch, from 1.
+        epoch: usize,
+        /// Epochs in all.
+        epochs: usize,
+        /// Training batches per epoch.
+        batches: usize,
+    },
+    /// Edit batch `batch` (from 1) of `of` is applied (and, in curve mode, scored).
+    Edited {
+        /// Batches applied so far.
+        batch: usize,
+        /// Edit batches in all.
+        of: usize,
+    },
+    /// Scoring the edited model.
+    ScoringAfter,
+}
+
 /// Runs `editor` through the scenario and scores it.
 pub fn run<B: Backend>(
     editor: &mut dyn Editor<B>,
     input: &Run<B>,
     config: &ScenarioConfig,
+) -> Result<Report, RunError> {
+    run_with_progress(editor, input, config, &mut |_| {})
+}
+
+/// [`run`], calling `progress` as each [`Phase`] begins (and after each edit batch).
+pub fn run_with_progress<B: Backend>(
+    editor: &mut dyn Editor<B>,
+    input: &Run<B>,
+    config: &ScenarioConfig,
+    progress: &mut dyn FnMut(Phase),
 ) -> Result<Report, RunError> {
     let train_batches = config
         .train_batches
@@ -525,10 +560,16 @@ pub fn run<B: Backend>(
 
     let mut lm = input.model.clone();
     let all: Vec<&[Vec<MicroBatch>; 3]> = eval_batches.iter().map(|b| &b.kinds).collect();
+    progress(Phase::ScoringBefore);
     let before = scores(&lm, &all)?;
 
     let start = Instant::now();
-    for _ in 0..config.train_epochs {
+    for epoch in 1..=config.train_epochs {
+        progress(Phase::Training {
+            epoch,
+            epochs: config.train_epochs,
+            batches: train_batches.len(),
+        });
         editor.train(&mut lm, &train_batches)?;
         lm = input.model.clone();
     }
@@ -562,7 +603,12 @@ pub fn run<B: Backend>(
         if glue_every.is_some_and(|k| (t + 1) % k == 0 || t + 1 == eval_batches.len()) {
             glue_at(&lm, t + 1)?;
         }
+        progress(Phase::Edited {
+            batch: t + 1,
+            of: eval_batches.len(),
+        });
     }
+    progress(Phase::ScoringAfter);
     let after = scores(&lm, &all)?;
     let sequence = if eval.iter().any(|r| r.edit.old_target.is_some()) {
         let pool = |pick: &dyn Fn(&EditRecord) -> Vec<Tuple>| -> Result<f64, RunError> {

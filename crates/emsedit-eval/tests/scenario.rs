@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use emsedit_eval::data::{EditRecord, Tuple};
-use emsedit_eval::scenario::{Run, RunError, ScenarioConfig, run};
+use emsedit_eval::scenario::{Phase, Run, RunError, ScenarioConfig, run, run_with_progress};
 use emsedit_llm::{CausalLm, LmTokenizer};
 use emsedit_meta::{Ft, FtConfig};
 use emsedit_tensor::{Cpu, cpu};
@@ -120,6 +120,40 @@ fn ft_sequential_run_raises_efficacy() {
     let a = run(&mut ft(), &input, &config).unwrap();
     let b = run(&mut ft(), &input, &config).unwrap();
     assert_eq!((a.before, a.after), (b.before, b.after));
+}
+
+#[test]
+fn a_run_reports_its_phases_in_order() {
+    let lm = CausalLm::<Cpu>::load(&fixture(), &cpu()).unwrap();
+    let tok = LmTokenizer::load_dir(&fixture()).unwrap();
+    let (train, eval) = (records(0, 4), records(8, 6));
+    let input = Run::new(&lm, &tok, &train, &eval);
+    let mut config = ScenarioConfig::sequential(2, 3);
+    config.train_epochs = 2;
+    let mut seen = Vec::new();
+    let with = run_with_progress(&mut ft(), &input, &config, &mut |p| seen.push(p)).unwrap();
+    let edited = |batch| Phase::Edited { batch, of: 3 };
+    let training = |epoch| Phase::Training {
+        epoch,
+        epochs: 2,
+        // FT does not train.
+        batches: 0,
+    };
+    assert_eq!(
+        seen,
+        [
+            Phase::ScoringBefore,
+            training(1),
+            training(2),
+            edited(1),
+            edited(2),
+            edited(3),
+            Phase::ScoringAfter
+        ]
+    );
+    // Watching changes nothing.
+    let without = run(&mut ft(), &input, &config).unwrap();
+    assert_eq!((with.before, with.after), (without.before, without.after));
 }
 
 #[test]

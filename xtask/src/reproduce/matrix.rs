@@ -190,6 +190,14 @@ pub struct DatasetEntry {
     /// Keep only the first `limit` records of each split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
+    /// One seed for this data set's cells: the shorthand of `seeds = [seed]`. Not part of a
+    /// cell's data (the cell's seed is in its scenario).
+    #[serde(default, skip_serializing)]
+    pub seed: Option<u64>,
+    /// Seeds for this data set's cells where an experiment gives none (default: the file's),
+    /// e.g. fewer seeds for the largest data set.
+    #[serde(default, skip_serializing)]
+    pub seeds: Option<Vec<u64>>,
 }
 
 /// `[scenarios.NAME]`.
@@ -441,6 +449,32 @@ fn pick<'a, T>(
         .collect()
 }
 
+/// Names with their entries, in the file's order.
+type Named<'a, T> = Vec<(&'a String, &'a T)>;
+
+/// An experiment's data sets and scenarios (default: all of the file's).
+fn picked<'a>(
+    file: &'a MatrixFile,
+    origin: &str,
+    e: usize,
+    exp: &'a Experiment,
+) -> Result<(Named<'a, DatasetEntry>, Named<'a, ScenarioEntry>), String> {
+    let at = format!("experiments[{e}]");
+    let datasets = pick(
+        origin,
+        &format!("{at}.datasets"),
+        &exp.datasets,
+        &file.datasets,
+    )?;
+    let scenarios = pick(
+        origin,
+        &format!("{at}.scenarios"),
+        &exp.scenarios,
+        &file.scenarios,
+    )?;
+    Ok((datasets, scenarios))
+}
+
 impl Matrix {
     /// Parses `text` (named `origin` in errors) and resolves its cells; model directories
     /// (their `config.json`, for the default modules) are found from `root`.
@@ -494,12 +528,14 @@ fn file_seeds(file: &MatrixFile, origin: &str) -> Result<Vec<u64>, String> {
     Ok(seed_list(origin, "", file.seed, file.seeds.as_ref())?.unwrap_or_else(|| vec![0]))
 }
 
-/// An experiment's seeds (default: the file's).
-fn experiment_seeds(
+/// The seeds of an experiment's cells on data set `data`: the experiment's own, else the data
+/// set's, else the file's.
+fn cell_seeds(
     file: &MatrixFile,
     origin: &str,
     e: usize,
     exp: &Experiment,
+    (name, data): (&str, &DatasetEntry),
 ) -> Result<Vec<u64>, String> {
     let own = seed_list(
         origin,
@@ -507,10 +543,53 @@ fn experiment_seeds(
         exp.seed,
         exp.seeds.as_ref(),
     )?;
+    let data_seeds = || {
+        seed_list(
+            origin,
+            &format!("datasets.{name}."),
+            data.seed,
+            data.seeds.as_ref(),
+        )
+    };
     match own {
         Some(list) => Ok(list),
-        None => file_seeds(file, origin),
+        None => match data_seeds()? {
+            Some(list) => Ok(list),
+            None => file_seeds(file, origin),
+        },
     }
+}
+
+/// `count` batches of each scenario's `n_edits` fit in a machine word (`at` names the key
+/// that gave `count`, or `None` for each scenario's own counts: `num_seq` and
+/// `train_batches`).
+fn check_batch_counts<'a>(
+    scenarios: impl IntoIterator<Item = (&'a String, &'a ScenarioEntry)>,
+    origin: &str,
+    given: Option<(&str, usize)>,
+) -> Result<(), String> {
+    for (name, s) in scenarios {
+        let counts = match given {
+            Some((at, count)) => vec![(at.to_string(), count)],
+            None => vec![
+                (format!("scenarios.{name}.num_seq"), s.num_seq),
+                (
+                    format!("scenarios.{name}.train_batches"),
+                    s.train_batches.unwrap_or(s.num_seq),
+                ),
+            ],
+        };
+        for (at, count) in counts {
+            if s.n_edits.checked_mul(count).is_none() {
+                return Err(format!(
+                    "{origin}: {at}: {count} batches of scenarios.{name}'s {} edits do not fit \
+                     in a machine word",
+                    s.n_edits
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_file(file: &MatrixFile, origin: &str) -> Result<(), String> {
@@ -522,24 +601,24 @@ fn check_file(file: &MatrixFile, origin: &str) -> Result<(), String> {
     }
     file_seeds(file, origin)?;
     for (e, exp) in file.experiments.iter().enumerate() {
-        experiment_seeds(file, origin, e, exp)?;
+        let at = format!("experiments[{e}]");
+        let (datasets, scenarios) = picked(file, origin, e, exp)?;
+        for (name, data) in datasets {
+            cell_seeds(file, origin, e, exp, (name, data))?;
+        }
         let Some(count) = exp.train_batches else {
             continue;
         };
-        let at = format!("{origin}: experiments[{e}].train_batches");
         if count == 0 {
-            return Err(format!("{at}: must be at least 1"));
+            return Err(format!("{origin}: {at}.train_batches: must be at least 1"));
         }
-        for (name, s) in &file.scenarios {
-            if s.n_edits.checked_mul(count).is_none() {
-                return Err(format!(
-                    "{at}: {count} batches of scenarios.{name}'s {} edits do not fit in a \
-                     machine word",
-                    s.n_edits
-                ));
-            }
-        }
+        check_batch_counts(
+            scenarios,
+            origin,
+            Some((&format!("{at}.train_batches"), count)),
+        )?;
     }
+    check_batch_counts(&file.scenarios, origin, None)?;
     for (name, s) in &file.scenarios {
         let at = format!("{origin}: scenarios.{name}");
         if s.n_edits == 0 {
@@ -547,17 +626,6 @@ fn check_file(file: &MatrixFile, origin: &str) -> Result<(), String> {
         }
         if s.num_seq == 0 {
             return Err(format!("{at}.num_seq: must be at least 1"));
-        }
-        for (key, count) in [
-            ("num_seq", s.num_seq),
-            ("train_batches", s.train_batches.unwrap_or(s.num_seq)),
-        ] {
-            if s.n_edits.checked_mul(count).is_none() {
-                return Err(format!(
-                    "{at}.{key}: {count} batches of {} edits do not fit in a machine word",
-                    s.n_edits
-                ));
-            }
         }
         if s.train_epochs == Some(0) {
             return Err(format!("{at}.train_epochs: must be at least 1"));
@@ -617,18 +685,7 @@ fn cells(file: &MatrixFile, origin: &str, root: &Path) -> Result<Vec<Cell>, Stri
             return Err(format!("{origin}: {at}.methods: at least one is needed"));
         }
         let models = pick(origin, &format!("{at}.models"), &exp.models, &file.models)?;
-        let datasets = pick(
-            origin,
-            &format!("{at}.datasets"),
-            &exp.datasets,
-            &file.datasets,
-        )?;
-        let scenarios = pick(
-            origin,
-            &format!("{at}.scenarios"),
-            &exp.scenarios,
-            &file.scenarios,
-        )?;
+        let (datasets, scenarios) = picked(file, origin, e, exp)?;
         let steps: Vec<Option<usize>> = if exp.steps.is_empty() {
             vec![None]
         } else {
@@ -640,12 +697,12 @@ fn cells(file: &MatrixFile, origin: &str, root: &Path) -> Result<Vec<Cell>, Stri
             exp.ablations.clone()
         };
         let hyper = file.hyper.overrides().merged(&exp.hyper.overrides());
-        let seeds = experiment_seeds(file, origin, e, exp)?;
         for (m, name) in exp.methods.iter().enumerate() {
             let base = MethodSpec::parse(name)
                 .map_err(|err| format!("{origin}: {at}.methods[{m}]: {err}"))?;
             for &(model_name, model) in &models {
                 for &(data_name, data) in &datasets {
+                    let seeds = cell_seeds(file, origin, e, exp, (data_name, data))?;
                     for &(scenario_name, s) in &scenarios {
                         for &k in &steps {
                             for ablation in &ablations {
@@ -856,7 +913,12 @@ fn make_cell(
         model_path: model_entry.path.clone(),
         modules,
         dataset: dataset.clone(),
-        data: data.clone(),
+        // The seeds are the cells' business, not the data's.
+        data: DatasetEntry {
+            seed: None,
+            seeds: None,
+            ..data.clone()
+        },
         world,
         scenario_name: scenario_name.clone(),
         scenario,
@@ -1061,6 +1123,51 @@ ablations = [{ name = "no-decay", rank_decay = false }, { stepwise_update = fals
         let none = SMALL.replace("seed = 3", "");
         let none = Matrix::parse(&none, "small.toml", &root()).unwrap();
         assert!(none.cells.iter().all(|c| c.seed() == 0));
+    }
+
+    #[test]
+    fn a_data_sets_seeds_serve_experiments_without_their_own() {
+        let with_cf = |seeds: &str| {
+            SMALL.replace(
+                "[scenarios.seq]",
+                &format!(
+                    "[datasets.cf]\nkind = \"synthetic-counterfact\"\n{seeds}\n[scenarios.seq]"
+                ),
+            )
+        };
+        let text = with_cf("seeds = [7]").replace("seed = 3", "seeds = [3, 4]");
+        let m = Matrix::parse(&text, "small.toml", &root()).unwrap();
+        let seeds_of = |id_start: &str| -> Vec<u64> {
+            m.cells
+                .iter()
+                .filter(|c| c.id.starts_with(id_start))
+                .map(Cell::seed)
+                .collect()
+        };
+        assert_eq!(seeds_of("FT | tiny | zsre | seq |"), [3, 4]);
+        assert_eq!(seeds_of("FT | tiny | cf | seq |"), [7]);
+        assert_eq!(seeds_of("EMSEdit (K=1) | tiny | cf | batch |"), [7]);
+        // An experiment's own seeds win over the data set's.
+        let text = text.replace("steps = [1, 2, 3]", "steps = [1, 2, 3]\nseeds = [5]");
+        let own = Matrix::parse(&text, "small.toml", &root()).unwrap();
+        let cf_k1: Vec<u64> = own
+            .cells
+            .iter()
+            .filter(|c| c.id.starts_with("EMSEdit (K=1) | tiny | cf |"))
+            .map(Cell::seed)
+            .collect();
+        assert_eq!(cf_k1, [5]);
+        // The data set's seeds are not part of its cells' keys or data.
+        let plain = with_cf("").replace("seed = 3", "seed = 7");
+        let plain = Matrix::parse(&plain, "small.toml", &root()).unwrap();
+        let cell = |m: &Matrix, id: &str| m.cells.iter().find(|c| c.id == id).cloned().unwrap();
+        let id = "FT | tiny | cf | seq | seed 7";
+        assert_eq!(cell(&m, id), cell(&plain, id));
+        let err = Matrix::parse(&with_cf("seeds = []"), "small.toml", &root()).unwrap_err();
+        assert!(
+            err.contains("small.toml: datasets.cf.seeds: at least one"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use emsedit::eval::data::{
     Dataset, EditRecord, Loaded, Skipped, from_json, load, ripple_split, skip_summary,
 };
 use emsedit::eval::glue::{GlueSet, load_glue_dir};
-use emsedit::eval::scenario::{Report, Run, run};
+use emsedit::eval::scenario::{Phase, Report, Run, run_with_progress};
 use emsedit::eval::synthetic::{FactWorld, Split, WorldConfig};
 use emsedit::llm::{CausalLm, LmTokenizer};
 use emsedit::tensor::burn::tensor::backend::Backend;
@@ -329,8 +329,45 @@ fn reset_peak_memory() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
+/// A phase of a cell, in words.
+fn phase_text(phase: Phase) -> String {
+    match phase {
+        Phase::ScoringBefore => "scoring the unedited model".into(),
+        Phase::Training { batches: 0, .. } => "no training".into(),
+        Phase::Training {
+            epoch,
+            epochs,
+            batches,
+        } if epochs > 1 => format!("training on {batches} batches, epoch {epoch}/{epochs}"),
+        Phase::Training { batches, .. } => format!("training on {batches} batches"),
+        Phase::Edited { batch, of } => format!("edited {batch}/{of} batches"),
+        Phase::ScoringAfter => "scoring the edited model".into(),
+    }
+}
+
+/// Progress of one cell: every phase on the bar; in the log the start of training (one call
+/// to the editor, which can take most of a cell) and any other phase at most once a minute,
+/// so that a long cell shows where it is when stderr is a file and short cells stay quiet.
+fn cell_progress<'a>(bar: &'a ProgressBar, id: &'a str) -> impl FnMut(Phase) + 'a {
+    let start = Instant::now();
+    let mut logged = start;
+    move |phase| {
+        let text = phase_text(phase);
+        bar.set_message(format!("{id}: {text}"));
+        let training = matches!(phase, Phase::Training { batches, .. } if batches > 0);
+        if training || logged.elapsed().as_secs() >= 60 {
+            logged = Instant::now();
+            info!("{id}: {text} ({:.0}s)", start.elapsed().as_secs_f64());
+        }
+    }
+}
+
 /// Runs one cell: seeds the backend with the cell's seed, builds the editor, runs the scenario.
-fn run_cell<B: Backend>(inputs: &mut Inputs<B>, cell: &Cell) -> Result<Record, String> {
+fn run_cell<B: Backend>(
+    inputs: &mut Inputs<B>,
+    cell: &Cell,
+    progress: &mut dyn FnMut(Phase),
+) -> Result<Record, String> {
     let device = inputs.device.clone();
     inputs.data(cell)?;
     inputs.model(cell)?;
@@ -360,7 +397,8 @@ fn run_cell<B: Backend>(inputs: &mut Inputs<B>, cell: &Cell) -> Result<Record, S
                 .method
                 .build::<B>(cell.modules.clone(), &cell.scenario)
                 .map_err(|e| e.to_string())?;
-            run(editor.as_mut(), &input, &cell.scenario).map_err(|e| e.to_string())?
+            run_with_progress(editor.as_mut(), &input, &cell.scenario, progress)
+                .map_err(|e| e.to_string())?
         }
     };
     Ok(Record {
@@ -455,7 +493,8 @@ pub fn run_cells<B: Backend>(
             cell.id,
             cell.key
         );
-        match run_cell(&mut inputs, cell) {
+        let mut progress = cell_progress(&bar, &cell.id);
+        match run_cell(&mut inputs, cell, &mut progress) {
             Ok(record) => {
                 let r = &record.report;
                 for w in &r.warnings {
