@@ -67,7 +67,7 @@ pub use emsedit_tensor as tensor;
 
 pub use emsedit_tensor::{
     Adam, AdamConfig, Cpu, CpuTrain, DeviceKind, Ridge, RidgeForm, RidgeGrads, RunningNorm, Tensor,
-    TensorError, clip_coefficient, cpu, grad_norm, ridge_solve, seed,
+    TensorError, clip_coefficient, cpu, grad_norm, reuse_freed_memory, ridge_solve, seed,
 };
 #[cfg(feature = "cuda")]
 pub use emsedit_tensor::{Cuda, CudaTrain, cuda};

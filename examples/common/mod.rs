@@ -81,6 +81,7 @@ pub fn run_methods(
     default_methods: &[&str],
     scenario: ScenarioConfig,
 ) -> Result<Vec<Report>, Box<dyn std::error::Error>> {
+    emsedit::reuse_freed_memory();
     let mut scenario = scenario;
     if let Some(b) = args.train_batches {
         scenario.train_batches = Some(b);

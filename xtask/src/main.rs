@@ -73,6 +73,7 @@ fn root() -> PathBuf {
 }
 
 fn main() -> ExitCode {
+    emsedit::tensor::reuse_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Fixtures { check } => fixtures(check),

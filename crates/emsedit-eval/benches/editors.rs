@@ -82,6 +82,7 @@ fn editors() -> Vec<(&'static str, Box<dyn Editor<Cpu>>)> {
 }
 
 fn bench(c: &mut Criterion) {
+    emsedit_tensor::reuse_freed_memory();
     seed::<Cpu>(&cpu(), 0);
     let (lm, batches) = setup();
     let mut group = c.benchmark_group("editors_per_batch_of_8");

@@ -32,6 +32,7 @@ fn gpt2_small() -> Gpt2Config {
 }
 
 fn bench(c: &mut Criterion) {
+    emsedit_tensor::reuse_freed_memory();
     let device = cpu();
     let mut rng = seed::<Cpu>(&device, 0);
     let lm = CausalLm::<Cpu>::init_gpt2(gpt2_small(), &device);

@@ -43,6 +43,7 @@ fn batch(vocab: usize) -> Batch {
 }
 
 fn bench(c: &mut Criterion) {
+    emsedit_tensor::reuse_freed_memory();
     let dir = match emsedit_llm::models_cache::fetched("smollm2-135m") {
         Ok(dir) => dir,
         Err(why) => {

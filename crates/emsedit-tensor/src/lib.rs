@@ -9,7 +9,9 @@
 //!   and N×N Woodbury ([`RidgeForm::Dual`]) forms, by Cholesky, with the gradient with respect to
 //!   K, V and λ ([`Ridge::backward`]);
 //! - **the running normalizer** [`RunningNorm`] of the hypernetwork input;
-//! - **PyTorch-exact [`Adam`]** and global-norm clipping ([`grad_norm`], [`clip_coefficient`]).
+//! - **PyTorch-exact [`Adam`]** and global-norm clipping ([`grad_norm`], [`clip_coefficient`]);
+//! - **[`reuse_freed_memory`]**: an opt-in allocator setting (glibc) that keeps freed tensor
+//!   buffers for the next tensor, which the binaries call first thing.
 //!
 //! Nothing here knows about language models or editors; every other crate builds on it.
 //!
@@ -27,6 +29,7 @@
 
 #![warn(missing_docs)]
 
+mod alloc;
 mod cholesky;
 mod device;
 mod error;
@@ -35,6 +38,7 @@ mod normalizer;
 mod optim;
 mod ridge;
 
+pub use alloc::{MMAP_THRESHOLD, reuse_freed_memory};
 pub use burn;
 pub use burn::tensor::Tensor;
 pub use cholesky::{Cholesky, MAX_CONDITION};

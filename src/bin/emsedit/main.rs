@@ -149,6 +149,7 @@ pub enum PatchAction {
 }
 
 fn main() -> ExitCode {
+    emsedit::reuse_freed_memory();
     let cli = Cli::parse();
     match ops::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,39 @@
+//! Process allocator settings for the CPU backend's many short-lived tensors.
+
+/// The largest mmap threshold glibc accepts on 64-bit targets (32 MiB).
+pub const MMAP_THRESHOLD: usize = 32 << 20;
+
+/// Keeps freed tensor buffers of up to [`MMAP_THRESHOLD`] in the process heap for the next
+/// tensor instead of returning them to the kernel (glibc's `M_MMAP_THRESHOLD` and
+/// `M_TRIM_THRESHOLD`), so that a pass does not pay for fresh zeroed pages on every
+/// allocation. Process-wide and opt-in: the `emsedit` command, the examples, the benches and
+/// `cargo xtask` call it first thing. Returns whether the settings took (`false` off glibc).
+pub fn reuse_freed_memory() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only changes glibc's allocation parameters; it is safe to call at
+        // any time and from any thread.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int) == 1
+                && libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30) == 1
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glibc_takes_the_settings() {
+        let took = reuse_freed_memory();
+        assert_eq!(took, cfg!(all(target_os = "linux", target_env = "gnu")));
+        // Allocation still works after the change.
+        let v = vec![1.0f32; MMAP_THRESHOLD / 4];
+        assert_eq!(v.len(), MMAP_THRESHOLD / 4);
+    }
+}
