@@ -48,7 +48,11 @@ def median_time(f, warmup=2, runs=10):
 
 def main():
     torch.set_num_threads(2)
-    model = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32).eval()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32)
+    except TypeError:  # transformers before 4.56 (the reference's venv) calls it torch_dtype
+        model = AutoModelForCausalLM.from_pretrained(sys.argv[1], torch_dtype=torch.float32)
+    model = model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     named = dict(model.named_modules())
