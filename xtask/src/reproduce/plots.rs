@@ -660,6 +660,10 @@ pub fn training_figures(aggs: &[Agg]) -> Vec<(String, LineFigure)> {
                     && has_training(c)
             })
             .collect();
+        // One point per method and budget: where scenarios share the layout and the budget
+        // (the table's and the general-capability run's, say), the row with the most seeds.
+        let group =
+            most_seeds_per_point(group, |a| (a.cell.label.clone(), records(a) as u64), Agg::n);
         let mut labels = labels_of(&group);
         // Only methods that ran with two or more budgets make a line.
         labels.retain(|label| {
@@ -691,6 +695,23 @@ pub fn training_figures(aggs: &[Agg]) -> Vec<(String, LineFigure)> {
         ));
     }
     out
+}
+
+/// Keeps one item per `key`: the first with the most `seeds`, in the order of first sight.
+fn most_seeds_per_point<'a, T, K: PartialEq>(
+    items: Vec<&'a T>,
+    key: impl Fn(&T) -> K,
+    seeds: impl Fn(&T) -> usize,
+) -> Vec<&'a T> {
+    let mut kept: Vec<&'a T> = Vec::new();
+    for item in items {
+        match kept.iter_mut().find(|k| key(k) == key(item)) {
+            Some(k) if seeds(item) > seeds(k) => *k = item,
+            Some(_) => {}
+            None => kept.push(item),
+        }
+    }
+    kept
 }
 
 /// Figures of the training and editing time per edit (means over seeds), per section.
@@ -756,6 +777,20 @@ mod tests {
     fn slugs_are_file_names() {
         assert_eq!(slug("EMSEdit (K=3) · zsre"), "emsedit-k-3-zsre");
         assert_eq!(slug("seq-4x8"), "seq-4x8");
+    }
+
+    #[test]
+    fn one_point_per_key_from_the_row_with_most_seeds() {
+        // (label, budget, seeds)
+        let rows = [
+            ("a", 100, 1),
+            ("a", 100, 3),
+            ("a", 300, 1),
+            ("b", 100, 1),
+            ("a", 100, 3),
+        ];
+        let kept = most_seeds_per_point(rows.iter().collect(), |r| (r.0, r.1), |r| r.2);
+        assert_eq!(kept, [&rows[1], &rows[2], &rows[3]]);
     }
 
     #[test]
