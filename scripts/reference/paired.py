@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -149,6 +150,8 @@ def run_case(mods, case_dir: Path, cache_dir: str) -> dict:
         "train_records": sum(b["records"] for b in case["train"]),
         "edits": sum(b["batch"]["records"] for b in case["eval"]),
         "shift_norms": shifts,
+        # The process's peak so far (Linux: KiB): every cell loads the model anew.
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
@@ -193,8 +196,50 @@ def section(pairs: list) -> list[str]:
               f"| training, ms per record | {rust_train:.0f} | {ref_train:.0f} | "
               f"{rust_train / ref_train:.2f} |",
               f"| editing, ms per edit | {rust_edit:.0f} | {ref_edit:.0f} | "
-              f"{rust_edit / ref_edit:.2f} |", ""]
-    return lines
+              f"{rust_edit / ref_edit:.2f} |"]
+    ref_peaks = [r["peak_rss_mib"] for r, _ in pairs if "peak_rss_mib" in r]
+    if ref_peaks:
+        rust_peak = max(r["report"]["peak_memory_bytes"] for _, r in pairs) / 2**20
+        lines.append(f"| peak resident memory, MiB (Rust: per cell; reference: its process) | "
+                     f"{rust_peak:.0f} | {max(ref_peaks):.0f} | {rust_peak / max(ref_peaks):.2f} |")
+    return lines + [""]
+
+
+# Raw passes: the criterion bench's name, passes.py's key for the same pass or the pass it
+# saves work on, and whether PyTorch ran that same pass.
+PASSES = [
+    ("forward, every logit", "forward_all_logits", "forward_s", True),
+    ("forward, head at the labelled positions", "forward_label_logits", "forward_s", False),
+    ("forward + backward to the edited modules", "forward_backward_edit_hooks",
+     "forward_backward_s", True),
+    ("the same from the prefix cache", "forward_backward_edit_hooks_prefix_cached",
+     "forward_backward_s", False),
+]
+
+
+def raw_passes(out: Path) -> list[str]:
+    """The raw-pass table, when side-by-side.sh left both sides' medians in OUT."""
+    torch_file, rust_file = out / "passes-pytorch.json", out / "passes-rust.json"
+    if not (torch_file.exists() and rust_file.exists()):
+        return []
+    py, rs = json.loads(torch_file.read_text()), json.loads(rust_file.read_text())
+    lines = ["## Raw passes", "",
+             f"SmolLM2-135M, a batch of {py['batch'][0]} rows × {py['batch'][1]} tokens; Rust: "
+             "`cargo bench -p emsedit-llm --bench smollm2` (criterion's median); PyTorch "
+             f"{py['torch']}: `scripts/bench-reference/passes.py` ({py['threads']} threads, "
+             "median of 10). PyTorch's peak resident memory in that script: "
+             f"{py['peak_rss_mib']:.0f} MiB.", "",
+             "| pass | PyTorch, ms | Rust, ms | Rust / PyTorch |", "|---|---:|---:|---:|"]
+    for name, bench, key, same in PASSES:
+        if bench not in rs:
+            continue
+        r, base = 1e3 * rs[bench], 1e3 * py[key]
+        if same:
+            lines.append(f"| {name} | {base:.0f} | {r:.0f} | {r / base:.2f} |")
+        else:
+            lines.append(f"| {name} | — | {r:.0f} | {r / base:.2f} of PyTorch's full pass "
+                         f"({base:.0f} ms) |")
+    return lines + [""]
 
 
 def table(out: Path) -> str:
@@ -215,6 +260,7 @@ def table(out: Path) -> str:
     ]
     for pairs in groups.values():
         lines += section(pairs)
+    lines += raw_passes(out)
     return "\n".join(lines)
 
 

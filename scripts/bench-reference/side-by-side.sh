@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Issue #14's side-by-side run on this machine's CPU, one step after the other: PyTorch's raw
+# passes (passes.py in the reference's venv), Rust's (`cargo bench -p emsedit-llm --bench
+# smollm2`), then the paired run of the reference code's EMSEdit against ours on the parity
+# preset's cells (scripts/reference/paired.sh). Writes OUT/paired.md: scores, time per
+# training record and per edit, peak memory and the raw passes, each with its ratio.
+# Never run by CI. Arguments: the reference copy (as for scripts/reference/run.sh) and the
+# output folder (default target/side-by-side). Needs `cargo xtask fetch-models`.
+set -euo pipefail
+SRC="${1:?usage: scripts/bench-reference/side-by-side.sh REFERENCE_COPY [OUT]}"
+source "$(dirname "${BASH_SOURCE[0]}")/../reference/common.sh"
+OUT="${2:-$ROOT/target/side-by-side}"
+MODELS="${EMSEDIT_MODELS_DIR:-$HOME/.cache/emsedit/models}"
+mkdir -p "$OUT"
+cd "$ROOT"
+OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 "$VENV/bin/python" \
+  "$ROOT/scripts/bench-reference/passes.py" "$MODELS/smollm2-135m" >"$OUT/passes-pytorch.json"
+cargo bench -p emsedit-llm --bench smollm2 -- --noplot
+# criterion's medians, in seconds, by bench name.
+"$VENV/bin/python" - "$ROOT/target/criterion/smollm2_b8x11" >"$OUT/passes-rust.json" <<'PY'
+import json, sys
+from pathlib import Path
+out = {}
+for f in sorted(Path(sys.argv[1]).glob("*/new/estimates.json")):
+    out[f.parent.parent.name] = json.loads(f.read_text())["median"]["point_estimate"] / 1e9
+print(json.dumps(out))
+PY
+"$ROOT/scripts/reference/paired.sh" "$SRC" "$OUT"
