@@ -185,14 +185,7 @@ fn show_phase(name: &str, phase: Phase) {
     if !stderr_is_terminal() {
         return;
     }
-    let text = match phase {
-        Phase::ScoringBefore => "scoring the unedited model".to_string(),
-        Phase::Training { batches: 0, .. } => "editing".to_string(),
-        Phase::Training { batches, .. } => format!("training on {batches} batches"),
-        Phase::Edited { batch, of } => format!("edited {batch}/{of} batches"),
-        Phase::ScoringAfter => "scoring the edited model".to_string(),
-    };
-    eprint!("\r{name:<10} {text:<40}");
+    eprint!("\r{name:<10} {:<40}", phase.to_string());
 }
 
 fn stderr_is_terminal() -> bool {

@@ -529,6 +529,24 @@ pub enum Phase {
     ScoringAfter,
 }
 
+impl std::fmt::Display for Phase {
+    /// The phase in words, for progress output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Self::ScoringBefore => f.write_str("scoring the unedited model"),
+            Self::Training { batches: 0, .. } => f.write_str("no training"),
+            Self::Training {
+                epoch,
+                epochs,
+                batches,
+            } if epochs > 1 => write!(f, "training on {batches} batches, epoch {epoch}/{epochs}"),
+            Self::Training { batches, .. } => write!(f, "training on {batches} batches"),
+            Self::Edited { batch, of } => write!(f, "edited {batch}/{of} batches"),
+            Self::ScoringAfter => f.write_str("scoring the edited model"),
+        }
+    }
+}
+
 /// Runs `editor` through the scenario and scores it.
 pub fn run<B: Backend>(
     editor: &mut dyn Editor<B>,

@@ -151,6 +151,8 @@ fn a_run_reports_its_phases_in_order() {
             Phase::ScoringAfter
         ]
     );
+    assert_eq!(training(1).to_string(), "no training");
+    assert_eq!(edited(2).to_string(), "edited 2/3 batches");
     // Watching changes nothing.
     let without = run(&mut ft(), &input, &config).unwrap();
     assert_eq!((with.before, with.after), (without.before, without.after));

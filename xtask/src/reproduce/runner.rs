@@ -329,22 +329,6 @@ fn reset_peak_memory() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-/// A phase of a cell, in words.
-fn phase_text(phase: Phase) -> String {
-    match phase {
-        Phase::ScoringBefore => "scoring the unedited model".into(),
-        Phase::Training { batches: 0, .. } => "no training".into(),
-        Phase::Training {
-            epoch,
-            epochs,
-            batches,
-        } if epochs > 1 => format!("training on {batches} batches, epoch {epoch}/{epochs}"),
-        Phase::Training { batches, .. } => format!("training on {batches} batches"),
-        Phase::Edited { batch, of } => format!("edited {batch}/{of} batches"),
-        Phase::ScoringAfter => "scoring the edited model".into(),
-    }
-}
-
 /// Progress of one cell: every phase on the bar; in the log the start of training (one call
 /// to the editor, which can take most of a cell) and any other phase at most once a minute,
 /// so that a long cell shows where it is when stderr is a file and short cells stay quiet.
@@ -352,7 +336,7 @@ fn cell_progress<'a>(bar: &'a ProgressBar, id: &'a str) -> impl FnMut(Phase) + '
     let start = Instant::now();
     let mut logged = start;
     move |phase| {
-        let text = phase_text(phase);
+        let text = phase.to_string();
         bar.set_message(format!("{id}: {text}"));
         let training = matches!(phase, Phase::Training { batches, .. } if batches > 0);
         if training || logged.elapsed().as_secs() >= 60 {
