@@ -560,36 +560,22 @@ fn cell_seeds(
     }
 }
 
-/// `count` batches of each scenario's `n_edits` fit in a machine word (`at` names the key
-/// that gave `count`, or `None` for each scenario's own counts: `num_seq` and
-/// `train_batches`).
-fn check_batch_counts<'a>(
-    scenarios: impl IntoIterator<Item = (&'a String, &'a ScenarioEntry)>,
+/// `count` batches of scenario `name`'s edits fit in a machine word (`at`: the key that gave
+/// `count`).
+fn check_batches_fit(
     origin: &str,
-    given: Option<(&str, usize)>,
+    at: &str,
+    (name, s): (&String, &ScenarioEntry),
+    count: usize,
 ) -> Result<(), String> {
-    for (name, s) in scenarios {
-        let counts = match given {
-            Some((at, count)) => vec![(at.to_string(), count)],
-            None => vec![
-                (format!("scenarios.{name}.num_seq"), s.num_seq),
-                (
-                    format!("scenarios.{name}.train_batches"),
-                    s.train_batches.unwrap_or(s.num_seq),
-                ),
-            ],
-        };
-        for (at, count) in counts {
-            if s.n_edits.checked_mul(count).is_none() {
-                return Err(format!(
-                    "{origin}: {at}: {count} batches of scenarios.{name}'s {} edits do not fit \
-                     in a machine word",
-                    s.n_edits
-                ));
-            }
-        }
+    match s.n_edits.checked_mul(count) {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "{origin}: {at}: {count} batches of scenarios.{name}'s {} edits do not fit in a \
+             machine word",
+            s.n_edits
+        )),
     }
-    Ok(())
 }
 
 fn check_file(file: &MatrixFile, origin: &str) -> Result<(), String> {
@@ -612,14 +598,17 @@ fn check_file(file: &MatrixFile, origin: &str) -> Result<(), String> {
         if count == 0 {
             return Err(format!("{origin}: {at}.train_batches: must be at least 1"));
         }
-        check_batch_counts(
-            scenarios,
-            origin,
-            Some((&format!("{at}.train_batches"), count)),
-        )?;
+        for scenario in scenarios {
+            check_batches_fit(origin, &format!("{at}.train_batches"), scenario, count)?;
+        }
     }
-    check_batch_counts(&file.scenarios, origin, None)?;
     for (name, s) in &file.scenarios {
+        for (key, count) in [
+            ("num_seq", s.num_seq),
+            ("train_batches", s.train_batches.unwrap_or(s.num_seq)),
+        ] {
+            check_batches_fit(origin, &format!("scenarios.{name}.{key}"), (name, s), count)?;
+        }
         let at = format!("{origin}: scenarios.{name}");
         if s.n_edits == 0 {
             return Err(format!("{at}.n_edits: must be at least 1"));
