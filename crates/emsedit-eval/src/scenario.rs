@@ -264,14 +264,14 @@ pub fn score<B: Backend>(lm: &CausalLm<B>, batches: &[MicroBatch]) -> Result<Vec
         match &mb.old_labels {
             Some(old) => {
                 let new_tokens: Vec<i64> = b.labels.iter().map(|&l| l.max(0)).collect();
-                let new_logits = lm.token_logits(b, &new_tokens)?;
-                let old_logits = lm.token_logits(b, &old_tokens(b, old, mb.old_width))?;
+                let old_tokens = old_tokens(b, old, mb.old_width);
+                let logits = lm.label_token_logits(b, &[&new_tokens, &old_tokens])?;
                 out.extend(counterfact_scores(
                     b,
                     old,
                     mb.old_width,
-                    &new_logits,
-                    &old_logits,
+                    &logits[0],
+                    &logits[1],
                 ));
             }
             None => out.extend(token_accuracy(b, &lm.label_argmax(b)?)),

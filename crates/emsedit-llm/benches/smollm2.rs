@@ -4,7 +4,8 @@
 //! backward an edit step runs (keys, output gradients and Γ of the 12 edited modules of
 //! `src/models.toml`), from the embeddings and from the prefix cache; and the same 8 rows as
 //! two micro-batches of 4 (the spec's edit micro-batches, one pass each): what a pass costs
-//! beyond its tokens (docs/performance.md).
+//! beyond its tokens (docs/performance.md); and those two packed into one row, one pass
+//! (`CausalLm::edit_gradients_packed`, what the editors run).
 //!
 //! Needs `cargo xtask fetch-models` (the models cache: `$EMSEDIT_MODELS_DIR`, else
 //! `~/.cache/emsedit/models`). `cargo bench -p emsedit-llm --bench smollm2`.
@@ -91,6 +92,13 @@ fn bench(c: &mut Criterion) {
                 let g = lm.edit_gradients(h, &modules).unwrap();
                 black_box(g.gammas[0].clone().into_data());
             }
+        })
+    });
+    // The same two micro-batches packed into one row, one pass (what the editors run now).
+    group.bench_function("two_micro_batches_of_4_packed_prefix_cached", |b| {
+        b.iter(|| {
+            let g = lm.edit_gradients_packed(&halves, &modules).unwrap();
+            black_box(g.gammas[0].clone().into_data());
         })
     });
     group.finish();

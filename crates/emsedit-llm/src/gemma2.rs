@@ -5,12 +5,12 @@
 
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor};
+use burn::tensor::{Int, Tensor};
 
 use crate::LlmError;
 use crate::config::Gemma2Config;
 use crate::layers::{
-    Affine, Gqa, Input, RmsNorm, Rope, attention_mask, embed, frozen, gelu_new, head_rows,
+    Affine, Gqa, Input, Positions, RmsNorm, Rope, embed, frozen, gelu_new, head_rows,
     linears_to_autodiff, lm_logits,
 };
 use crate::llama::inv_freq;
@@ -101,7 +101,7 @@ impl<B: Backend> Gemma2<B> {
     pub fn hidden(
         &self,
         input: Input<B>,
-        valid: Tensor<B, 2, Bool>,
+        at: &Positions<B>,
         until: usize,
         taps: &mut Taps<B>,
     ) -> Tensor<B, 3> {
@@ -115,8 +115,8 @@ impl<B: Backend> Gemma2<B> {
         // The reference rounds √d to the hidden dtype (f32) before scaling.
         let normalizer = (c.hidden_size as f64).sqrt() as f32 as f64;
         let (start, mut h) = input.start(|ids| embed(&self.embed, ids).mul_scalar(normalizer));
-        let full = attention_mask(&valid, None);
-        let sliding = attention_mask(&valid, Some(c.sliding_window));
+        let full = at.mask(None);
+        let sliding = at.mask(Some(c.sliding_window));
         for (layer, block) in self.blocks.iter().enumerate().take(until).skip(start) {
             let id = |slot| ModuleId { layer, slot };
             let [input, post_attn, pre_ff, post_ff] = &block.norms;
@@ -126,7 +126,7 @@ impl<B: Backend> Gemma2<B> {
                 &block.linears,
                 input.forward(h.clone()),
                 &self.rope,
-                mask,
+                (mask, at),
                 taps,
             );
             h = h + post_attn.forward(attn);

@@ -14,12 +14,12 @@
 
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor};
+use burn::tensor::{Int, Tensor};
 
 use crate::LlmError;
 use crate::config::Gemma2Config;
 use crate::layers::{
-    Affine, Input, RmsNorm, Rope, attend, attention_mask, embed, frozen, gelu_new, head_rows,
+    Affine, Input, Positions, RmsNorm, Rope, attend, embed, frozen, gelu_new, head_rows,
     linears_to_autodiff, lm_logits, merge_heads, repeat_kv, split_heads,
 };
 use crate::llama::inv_freq;
@@ -122,7 +122,7 @@ impl<B: Backend> Gemma3<B> {
     pub fn hidden(
         &self,
         input: Input<B>,
-        valid: Tensor<B, 2, Bool>,
+        at: &Positions<B>,
         until: usize,
         taps: &mut Taps<B>,
     ) -> Tensor<B, 3> {
@@ -132,8 +132,8 @@ impl<B: Backend> Gemma3<B> {
         // The reference rounds √d to the hidden dtype (f32) before scaling.
         let normalizer = (c.hidden_size as f64).sqrt() as f32 as f64;
         let (start, mut h) = input.start(|ids| embed(&self.embed, ids).mul_scalar(normalizer));
-        let full = attention_mask(&valid, None);
-        let sliding = attention_mask(&valid, Some(c.sliding_window));
+        let full = at.mask(None);
+        let sliding = at.mask(Some(c.sliding_window));
         for (layer, block) in self.blocks.iter().enumerate().take(until).skip(start) {
             let id = |slot| ModuleId { layer, slot };
             let [input, post_attn, pre_ff, post_ff] = &block.norms;
@@ -153,7 +153,10 @@ impl<B: Backend> Gemma3<B> {
                 c.num_key_value_heads,
             );
             let v = split_heads(taps.run(id(2), &block.linears[2], x), c.num_key_value_heads);
-            let (q, k) = (rope.apply(q_norm.forward(q)), rope.apply(k_norm.forward(k)));
+            let (q, k) = (
+                rope.apply(q_norm.forward(q), at),
+                rope.apply(k_norm.forward(k), at),
+            );
             let (k, v) = (repeat_kv(k, group), repeat_kv(v, group));
             let attn = merge_heads(attend(q, k, v, scale, None, mask));
             let attn = taps.run(id(3), &block.linears[3], attn);

@@ -2,12 +2,12 @@
 
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Distribution, Int, Tensor};
+use burn::tensor::{Distribution, Int, Tensor};
 
 use crate::LlmError;
 use crate::config::Gpt2Config;
 use crate::layers::{
-    Affine, Input, LayerNorm, attend, attention_mask, embed, frozen, gelu_new, head_rows,
+    Affine, Input, LayerNorm, Positions, attend, embed, frozen, gelu_new, head_rows,
     linears_to_autodiff, lm_logits, merge_heads, split_heads,
 };
 use crate::taps::{ModuleId, Taps};
@@ -179,18 +179,25 @@ impl<B: Backend> Gpt2<B> {
     pub fn hidden(
         &self,
         input: Input<B>,
-        valid: Tensor<B, 2, Bool>,
+        at: &Positions<B>,
         until: usize,
         taps: &mut Taps<B>,
     ) -> Tensor<B, 3> {
-        let [_, time] = valid.dims();
         let d = self.config.n_embd;
         let heads = self.config.n_head;
         let (start, mut h) = input.start(|ids| {
-            let positions = self.wpe.clone().narrow(0, 0, time).unsqueeze::<3>();
+            let [batch, time] = ids.dims();
+            let positions = match at.ids() {
+                Some(pos) => self
+                    .wpe
+                    .clone()
+                    .select(0, pos.clone())
+                    .reshape([batch, time, d]),
+                None => self.wpe.clone().narrow(0, 0, time).unsqueeze::<3>(),
+            };
             embed(&self.wte, ids) + positions
         });
-        let mask = attention_mask(&valid, None);
+        let mask = at.mask(None);
         let scale = if self.config.scale_attn_weights {
             1.0 / ((d / heads) as f64).sqrt()
         } else {

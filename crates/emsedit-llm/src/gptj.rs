@@ -3,12 +3,12 @@
 
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor};
+use burn::tensor::{Int, Tensor};
 
 use crate::LlmError;
 use crate::config::{GptjConfig, RopeParameters};
 use crate::layers::{
-    Affine, Input, LayerNorm, Rope, attend, attention_mask, embed, frozen, gelu_new, head_rows,
+    Affine, Input, LayerNorm, Positions, Rope, attend, embed, frozen, gelu_new, head_rows,
     linears_to_autodiff, lm_logits, merge_heads, split_heads,
 };
 use crate::llama::inv_freq;
@@ -105,13 +105,13 @@ impl<B: Backend> Gptj<B> {
 
     linear_access!(GptjConfig);
 
-    fn rotate(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    fn rotate(&self, x: Tensor<B, 4>, at: &Positions<B>) -> Tensor<B, 4> {
         let [_, _, _, hd] = x.dims();
         let r = self.config.rotary();
         if r == hd {
-            return self.rope.apply_interleaved(x);
+            return self.rope.apply_interleaved(x, at);
         }
-        let rotated = self.rope.apply_interleaved(x.clone().narrow(3, 0, r));
+        let rotated = self.rope.apply_interleaved(x.clone().narrow(3, 0, r), at);
         Tensor::cat(vec![rotated, x.narrow(3, r, hd - r)], 3)
     }
 
@@ -119,25 +119,25 @@ impl<B: Backend> Gptj<B> {
     pub fn hidden(
         &self,
         input: Input<B>,
-        valid: Tensor<B, 2, Bool>,
+        at: &Positions<B>,
         until: usize,
         taps: &mut Taps<B>,
     ) -> Tensor<B, 3> {
         let heads = self.config.n_head;
         let (start, mut h) = input.start(|ids| embed(&self.wte, ids));
-        let mask = attention_mask(&valid, None);
+        let mask = at.mask(None);
         let scale = 1.0 / (self.config.head_dim() as f64).sqrt();
         for (layer, block) in self.blocks.iter().enumerate().take(until).skip(start) {
             let id = |slot| ModuleId { layer, slot };
             let x = block.ln_1.forward(h.clone());
-            let q = self.rotate(split_heads(
-                taps.run(id(0), &block.linears[0], x.clone()),
-                heads,
-            ));
-            let k = self.rotate(split_heads(
-                taps.run(id(1), &block.linears[1], x.clone()),
-                heads,
-            ));
+            let q = self.rotate(
+                split_heads(taps.run(id(0), &block.linears[0], x.clone()), heads),
+                at,
+            );
+            let k = self.rotate(
+                split_heads(taps.run(id(1), &block.linears[1], x.clone()), heads),
+                at,
+            );
             let v = split_heads(taps.run(id(2), &block.linears[2], x.clone()), heads);
             let attn = taps.run(
                 id(3),

@@ -6,6 +6,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor};
 
 use crate::LlmError;
+use crate::batch::Batch;
 use crate::taps::{ModuleId, Taps};
 use crate::weights::Weights;
 
@@ -119,14 +120,14 @@ impl Gqa {
         linears: &[Affine<B>],
         x: Tensor<B, 3>,
         rope: &Rope<B>,
-        mask: &Tensor<B, 4, Bool>,
+        (mask, at): (&Tensor<B, 4, Bool>, &Positions<B>),
         taps: &mut Taps<B>,
     ) -> Tensor<B, 3> {
         let id = |slot| ModuleId { layer, slot };
         let q = split_heads(taps.run(id(0), &linears[0], x.clone()), self.heads);
         let k = split_heads(taps.run(id(1), &linears[1], x.clone()), self.kv_heads);
         let v = split_heads(taps.run(id(2), &linears[2], x), self.kv_heads);
-        let (q, k) = (rope.apply(q), rope.apply(k));
+        let (q, k) = (rope.apply(q, at), rope.apply(k, at));
         let group = self.heads / self.kv_heads;
         let (k, v) = (repeat_kv(k, group), repeat_kv(v, group));
         let attn = merge_heads(attend(q, k, v, self.scale, self.softcap, mask));
@@ -245,31 +246,59 @@ pub fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     x.clone().mul_scalar(0.5) * (inner.tanh().add_scalar(1.0))
 }
 
-/// The mask of key positions a query may not see: the future, keys `window` or more steps
-/// back (sliding-window attention), and right-padding.
-///
-/// `valid` is batch × time (true on real tokens); the result is batch × 1 × time × time.
-pub fn attention_mask<B: Backend>(
-    valid: &Tensor<B, 2, Bool>,
-    window: Option<usize>,
-) -> Tensor<B, 4, Bool> {
-    let [batch, time] = valid.dims();
-    let hidden: Vec<bool> = (0..time * time)
-        .map(|k| {
-            let (i, j) = (k / time, k % time);
-            j > i || window.is_some_and(|w| j + w <= i)
-        })
-        .collect();
-    let future = Tensor::<B, 2, Bool>::from_data(
-        burn::tensor::TensorData::new(hidden, [time, time]),
-        &valid.device(),
-    );
-    let pad_keys = valid.clone().bool_not().reshape([batch, 1, 1, time]);
-    let future = future
-        .reshape([1, 1, time, time])
-        .expand([batch, 1, time, time]);
-    let pad_keys = pad_keys.expand([batch, 1, time, time]);
-    future.int().add(pad_keys.int()).greater_elem(0)
+/// Where a batch's tokens sit: which keys each may attend to, and its position when some row
+/// is packed (positions then count from 0 at each sequence's first token).
+#[derive(Debug, Clone)]
+pub struct Positions<B: Backend> {
+    batch: usize,
+    time: usize,
+    segments: Vec<i64>,
+    ids: Option<Tensor<B, 1, Int>>,
+    device: B::Device,
+}
+
+impl<B: Backend> Positions<B> {
+    /// The layout of `batch` (see [`Batch::attention_mask`]).
+    pub fn new(batch: &Batch, device: &B::Device) -> Self {
+        let ids = batch.packed().then(|| {
+            let pos = batch.positions();
+            let n = pos.len();
+            Tensor::from_data(burn::tensor::TensorData::new(pos, [n]), device)
+        });
+        Self {
+            batch: batch.batch,
+            time: batch.time,
+            segments: batch.attention_mask.clone(),
+            ids,
+            device: device.clone(),
+        }
+    }
+
+    /// Flat (batch·time) positions, or `None` when every row counts 0, 1, … from its start.
+    pub fn ids(&self) -> Option<&Tensor<B, 1, Int>> {
+        self.ids.as_ref()
+    }
+
+    /// The keys a query may not see (batch × 1 × time × time): the future, keys `window` or
+    /// more steps back (sliding-window attention), padding, and other sequences of its row.
+    pub fn mask(&self, window: Option<usize>) -> Tensor<B, 4, Bool> {
+        let (batch, time) = (self.batch, self.time);
+        let mut hidden = Vec::with_capacity(batch * time * time);
+        for row in self.segments.chunks(time.max(1)) {
+            for i in 0..time {
+                hidden.extend((0..time).map(|j| {
+                    j > i
+                        || window.is_some_and(|w| j + w <= i)
+                        || row[j] == 0
+                        || (row[i] != 0 && row[j] != row[i])
+                }));
+            }
+        }
+        Tensor::from_data(
+            burn::tensor::TensorData::new(hidden, [batch, 1, time, time]),
+            &self.device,
+        )
+    }
 }
 
 /// Scaled dot-product attention over heads: q, k, v are batch × heads × time × head_dim.
@@ -425,11 +454,20 @@ impl<B: Backend> Rope<B> {
         }
     }
 
+    /// The table's rows at the positions of `at` (batch·time × width), or `None` when they
+    /// are its first `time` rows in every row of the batch.
+    fn gathered(table: &Tensor<B, 2>, at: &Positions<B>) -> Option<Tensor<B, 2>> {
+        at.ids().map(|ids| table.clone().select(0, ids.clone()))
+    }
+
     /// Rotates x (batch × heads × time × 2k) in the interleaved layout.
-    pub fn apply_interleaved(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    pub fn apply_interleaved(&self, x: Tensor<B, 4>, at: &Positions<B>) -> Tensor<B, 4> {
         let [b, h, time, width] = x.dims();
-        let cos = self.cos.clone().narrow(0, 0, time).unsqueeze::<4>();
-        let sin = self.sin.clone().narrow(0, 0, time).unsqueeze::<4>();
+        let table = |t: &Tensor<B, 2>| match Self::gathered(t, at) {
+            Some(rows) => rows.reshape([b, 1, time, width]),
+            None => t.clone().narrow(0, 0, time).unsqueeze::<4>(),
+        };
+        let (cos, sin) = (table(&self.cos), table(&self.sin));
         let pairs = x.clone().reshape([b, h, time, width / 2, 2]);
         let even = pairs.clone().narrow(4, 0, 1);
         let odd = pairs.narrow(4, 1, 1);
@@ -442,12 +480,30 @@ impl<B: Backend> Rope<B> {
     /// The products run on (batch·heads) × (time·head_dim) rows against one shared table
     /// row, a shape the CPU backend multiplies with SIMD; broadcasting the 2-D tables over a
     /// 4-D x would take its scalar strided path instead (the same numbers, slower).
-    pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    ///
+    /// In a packed batch of one row (the editors' case) the table rows are gathered at the
+    /// tokens' positions and the same shared-row products run; several packed rows take a
+    /// broadcast over heads.
+    pub fn apply(&self, x: Tensor<B, 4>, at: &Positions<B>) -> Tensor<B, 4> {
         let [b, h, time, hd] = x.dims();
-        let table = |t: &Tensor<B, 2>| t.clone().narrow(0, 0, time).reshape([1, time * hd]);
         let first = x.clone().narrow(3, 0, hd / 2);
         let second = x.clone().narrow(3, hd / 2, hd / 2);
-        let rotated = Tensor::cat(vec![second.neg(), first], 3).reshape([b * h, time * hd]);
+        let rotated = Tensor::cat(vec![second.neg(), first], 3);
+        if let Some(ids) = at.ids().filter(|_| b > 1) {
+            let table =
+                |t: &Tensor<B, 2>| t.clone().select(0, ids.clone()).reshape([b, 1, time * hd]);
+            let (x, rotated) = (
+                x.reshape([b, h, time * hd]),
+                rotated.reshape([b, h, time * hd]),
+            );
+            return (x * table(&self.cos) + rotated * table(&self.sin)).reshape([b, h, time, hd]);
+        }
+        let table = |t: &Tensor<B, 2>| {
+            Self::gathered(t, at)
+                .unwrap_or_else(|| t.clone().narrow(0, 0, time))
+                .reshape([1, time * hd])
+        };
+        let rotated = rotated.reshape([b * h, time * hd]);
         let x = x.reshape([b * h, time * hd]);
         (x * table(&self.cos) + rotated * table(&self.sin)).reshape([b, h, time, hd])
     }
@@ -478,6 +534,16 @@ mod tests {
     use burn::tensor::TensorData;
     use emsedit_tensor::{Cpu, cpu};
 
+    fn one_row(time: usize) -> Batch {
+        Batch {
+            batch: 1,
+            time,
+            input_ids: vec![0; time],
+            attention_mask: vec![1; time],
+            labels: vec![crate::IGNORE; time],
+        }
+    }
+
     fn t4(v: Vec<f32>, shape: [usize; 4]) -> Tensor<Cpu, 4> {
         Tensor::from_data(TensorData::new(v, shape), &cpu())
     }
@@ -488,9 +554,7 @@ mod tests {
         let q = t4(vec![0.0, 10.0], [1, 1, 2, 1]);
         let k = t4(vec![10.0, 0.0], [1, 1, 2, 1]);
         let v = t4(vec![1.0, 0.0], [1, 1, 2, 1]);
-        let valid =
-            Tensor::<Cpu, 2, Bool>::from_data(TensorData::new(vec![true, true], [1, 2]), &cpu());
-        let mask = attention_mask(&valid, None);
+        let mask = Positions::<Cpu>::new(&one_row(2), &cpu()).mask(None);
         let out = |cap| {
             attend(q.clone(), k.clone(), v.clone(), 1.0, cap, &mask)
                 .into_data()
@@ -509,19 +573,71 @@ mod tests {
     }
 
     #[test]
-    fn sliding_window_hides_old_keys() {
-        let valid =
-            Tensor::<Cpu, 2, Bool>::from_data(TensorData::new(vec![true; 4], [1, 4]), &cpu());
-        let mask = attention_mask(&valid, Some(2))
+    fn packed_rows_rotate_each_sequence_from_position_zero() {
+        // One row holding a sequence of 2 tokens, then one of 3: each part rotates as a
+        // batch of its own would, in both layouts, bit for bit.
+        let (h, hd) = (2, 4);
+        let x = t4(
+            (0..2 * 5 * hd).map(|i| i as f32 * 0.37 - 3.0).collect(),
+            [1, h, 5, hd],
+        );
+        let mut packed = one_row(5);
+        packed.attention_mask = vec![1, 1, 2, 2, 2];
+        let packed = Positions::<Cpu>::new(&packed, &cpu());
+        let rope = Rope::<Cpu>::new(&[1.0, 0.3], 16, &cpu());
+        let inter = Rope::<Cpu>::new_interleaved(&[1.0, 0.3], 16, &cpu());
+        let flat = |t: Tensor<Cpu, 4>| t.into_data().into_vec::<f32>().unwrap();
+        for (len, start) in [(2, 0), (3, 2)] {
+            let part = x.clone().narrow(2, start, len);
+            let alone = Positions::<Cpu>::new(&one_row(len), &cpu());
+            assert_eq!(
+                flat(rope.apply(x.clone(), &packed).narrow(2, start, len)),
+                flat(rope.apply(part.clone(), &alone))
+            );
+            assert_eq!(
+                flat(
+                    inter
+                        .apply_interleaved(x.clone(), &packed)
+                        .narrow(2, start, len)
+                ),
+                flat(inter.apply_interleaved(part, &alone))
+            );
+        }
+        // Two packed rows take the broadcast path: the same numbers as one row each.
+        let mut two = one_row(5);
+        two.batch = 2;
+        two.time = 5;
+        for v in [&mut two.input_ids, &mut two.labels] {
+            *v = [v.clone(), v.clone()].concat();
+        }
+        two.attention_mask = [vec![1, 1, 2, 2, 2], vec![1, 1, 2, 2, 2]].concat();
+        let both = Tensor::cat(vec![x.clone(), x.clone()], 0);
+        let got = flat(rope.apply(both, &Positions::new(&two, &cpu())));
+        let one = flat(rope.apply(x, &packed));
+        assert_eq!(got, [one.clone(), one].concat());
+    }
+
+    #[test]
+    fn packed_rows_hide_other_sequences() {
+        let mut batch = one_row(4);
+        batch.attention_mask = vec![1, 1, 2, 2];
+        let mask = Positions::<Cpu>::new(&batch, &cpu())
+            .mask(None)
             .into_data()
             .into_vec::<bool>()
             .unwrap();
+        // Row 3 (second sequence) sees keys 2 and 3; row 1 sees keys 0 and 1.
+        assert_eq!(&mask[12..16], &[true, true, false, false]);
+        assert_eq!(&mask[4..8], &[false, false, true, true]);
+    }
+
+    #[test]
+    fn sliding_window_hides_old_keys() {
+        let at = Positions::<Cpu>::new(&one_row(4), &cpu());
+        let mask = at.mask(Some(2)).into_data().into_vec::<bool>().unwrap();
         // Row 3 sees keys 2 and 3 only.
         assert_eq!(&mask[12..16], &[true, true, false, false]);
-        let mask = attention_mask(&valid, None)
-            .into_data()
-            .into_vec::<bool>()
-            .unwrap();
+        let mask = at.mask(None).into_data().into_vec::<bool>().unwrap();
         assert_eq!(&mask[12..16], &[false; 4]);
         assert_eq!(&mask[0..4], &[false, true, true, true]);
     }

@@ -41,10 +41,10 @@ macro_rules! linear_access {
         pub fn forward(
             &self,
             ids: Tensor<B, 2, Int>,
-            valid: Tensor<B, 2, Bool>,
+            at: &$crate::layers::Positions<B>,
             taps: &mut Taps<B>,
         ) -> Tensor<B, 3> {
-            let h = self.hidden(Input::Ids(ids), valid, self.blocks.len(), taps);
+            let h = self.hidden(Input::Ids(ids), at, self.blocks.len(), taps);
             self.head(h, None)
         }
 
@@ -76,7 +76,7 @@ mod taps;
 mod tokenizer;
 pub mod weights;
 
-pub use batch::{Batch, IGNORE};
+pub use batch::{Batch, IGNORE, PACKED_ROW_TOKENS};
 pub use config::ModelConfig;
 pub use emsedit_tensor as tensor;
 pub use error::LlmError;

@@ -4,13 +4,13 @@
 use burn::backend::Autodiff;
 use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor};
+use burn::tensor::{Int, Tensor};
 
 use crate::LlmError;
 use crate::config::{LlamaConfig, RopeParameters};
 use crate::layers::{
-    Affine, Gqa, Input, RmsNorm, Rope, attention_mask, embed, frozen, head_rows,
-    linears_to_autodiff, lm_logits,
+    Affine, Gqa, Input, Positions, RmsNorm, Rope, embed, frozen, head_rows, linears_to_autodiff,
+    lm_logits,
 };
 use crate::taps::{ModuleId, Taps};
 use crate::weights::Weights;
@@ -173,7 +173,7 @@ impl<B: Backend> Llama<B> {
     pub fn hidden(
         &self,
         input: Input<B>,
-        valid: Tensor<B, 2, Bool>,
+        at: &Positions<B>,
         until: usize,
         taps: &mut Taps<B>,
     ) -> Tensor<B, 3> {
@@ -185,11 +185,11 @@ impl<B: Backend> Llama<B> {
             softcap: None,
         };
         let (start, mut h) = input.start(|ids| embed(&self.embed, ids));
-        let mask = attention_mask(&valid, None);
+        let mask = at.mask(None);
         for (layer, block) in self.blocks.iter().enumerate().take(until).skip(start) {
             let id = |slot| ModuleId { layer, slot };
             let x = block.input_norm.forward(h.clone());
-            h = h + gqa.forward(layer, &block.linears, x, &self.rope, &mask, taps);
+            h = h + gqa.forward(layer, &block.linears, x, &self.rope, (&mask, at), taps);
             let x = block.post_norm.forward(h.clone());
             let gate = silu(taps.run(id(4), &block.linears[4], x.clone()));
             let up = taps.run(id(5), &block.linears[5], x);

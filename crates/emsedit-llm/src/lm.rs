@@ -14,7 +14,7 @@ use crate::gemma2::Gemma2;
 use crate::gemma3::Gemma3;
 use crate::gpt2::{self, Gpt2};
 use crate::gptj::{self, Gptj};
-use crate::layers::{Affine, Input};
+use crate::layers::{Affine, Input, Positions};
 use crate::llama::{self, Llama};
 use crate::prefix::PrefixCache;
 use crate::taps::{ModuleId, Taps};
@@ -64,6 +64,9 @@ pub enum Objective<'a, B: Backend> {
     /// batch's labelled positions (N × V, [`CausalLm::label_logits`]), taken without gradient.
     Kl(&'a Tensor<B, 2>),
 }
+
+/// Labelled flat positions and the logits there (N × V).
+type LabelLogits<B> = (Vec<i64>, Tensor<B, 2>);
 
 /// A causal language model loaded from a Hugging Face directory.
 #[derive(Debug, Clone)]
@@ -284,8 +287,8 @@ impl<B: Backend> CausalLm<B> {
             return Input::Ids(batch.ids(&self.device));
         }
         let state = self.prefix.get(batch).unwrap_or_else(|| {
-            let (ids, valid) = (batch.ids(&self.device), batch.valid(&self.device));
-            let h = each_arch!(&self.arch, m => m.hidden(Input::Ids(ids), valid, layer, &mut Taps::none()));
+            let (ids, at) = (batch.ids(&self.device), Positions::new(batch, &self.device));
+            let h = each_arch!(&self.arch, m => m.hidden(Input::Ids(ids), &at, layer, &mut Taps::none()));
             self.prefix.put(batch, h.clone());
             h
         });
@@ -296,10 +299,10 @@ impl<B: Backend> CausalLm<B> {
     fn logits(&self, batch: &Batch, at: Option<&[i64]>) -> Result<Tensor<B, 3>, LlmError> {
         batch.validate(self.vocab_size(), self.context_len())?;
         let input = self.input(batch, &[], |h| h);
-        let valid = batch.valid(&self.device);
+        let layout = Positions::new(batch, &self.device);
         let at = at.map(|rows| flat_rows(rows, &self.device));
         Ok(each_arch!(&self.arch, m => {
-            let h = m.hidden(input, valid, m.depth(), &mut Taps::none());
+            let h = m.hidden(input, &layout, m.depth(), &mut Taps::none());
             m.head(h, at)
         }))
     }
@@ -353,15 +356,10 @@ impl<B: Backend> CausalLm<B> {
     /// only there.
     pub fn label_argmax(&self, batch: &Batch) -> Result<Vec<i64>, LlmError> {
         let mut out = vec![0; batch.batch * batch.time];
-        let positions = batch.label_positions();
-        if positions.is_empty() {
+        let Some((positions, logits)) = self.scoring_logits(batch)? else {
             return Ok(out);
-        }
-        let ids = self
-            .logits_at(batch, &positions)?
-            .argmax(1)
-            .into_data()
-            .convert::<i64>();
+        };
+        let ids = logits.argmax(1).into_data().convert::<i64>();
         for (&p, id) in positions
             .iter()
             .zip(ids.into_vec::<i64>().expect("converted to i64"))
@@ -371,19 +369,67 @@ impl<B: Backend> CausalLm<B> {
         Ok(out)
     }
 
+    /// Logits at the batch's labelled positions (N × V, with those positions) for scoring, or
+    /// `None` without labels: several rows are packed into one without their padding first
+    /// ([`Batch::pack`]) and the head runs only at the labels. The numbers of
+    /// [`CausalLm::label_logits`] up to float rounding, for less work.
+    fn scoring_logits(&self, batch: &Batch) -> Result<Option<LabelLogits<B>>, LlmError> {
+        let positions = batch.label_positions();
+        if positions.is_empty() {
+            return Ok(None);
+        }
+        let packed = (batch.batch > 1 && !batch.packed())
+            .then(|| Batch::pack(std::slice::from_ref(batch)).ok())
+            .flatten();
+        let logits = match &packed {
+            Some(p) => self.logits_at(p, &p.label_positions())?,
+            None => self.logits_at(batch, &positions)?,
+        };
+        Ok(Some((positions, logits)))
+    }
+
+    /// For each set `tokens[k]` (batch × time), the logit of `tokens[k][i]` at every labelled
+    /// flat position i (0 elsewhere), from one pass with the head at the labels only: what
+    /// [`CausalLm::token_logits`] gives there, for CounterFact's new-vs-old comparison.
+    pub fn label_token_logits(
+        &self,
+        batch: &Batch,
+        tokens: &[&[i64]],
+    ) -> Result<Vec<Vec<f32>>, LlmError> {
+        let n = batch.batch * batch.time;
+        for set in tokens {
+            self.check_tokens(n, set)?;
+        }
+        let mut out = vec![vec![0.0; n]; tokens.len()];
+        let Some((positions, logits)) = self.scoring_logits(batch)? else {
+            return Ok(out);
+        };
+        for (set, out) in tokens.iter().zip(&mut out) {
+            let at: Vec<i64> = positions.iter().map(|&p| set[p as usize]).collect();
+            let index = Tensor::<B, 2, Int>::from_data(
+                TensorData::new(at, [positions.len(), 1]),
+                &self.device,
+            );
+            scatter(logits.clone().gather(1, index), &positions, out);
+        }
+        Ok(out)
+    }
+
+    /// Refuses `tokens` unless it holds `n` ids inside the vocabulary.
+    fn check_tokens(&self, n: usize, tokens: &[i64]) -> Result<(), LlmError> {
+        let vocab = self.vocab_size();
+        if tokens.len() != n || tokens.iter().any(|&t| t < 0 || t as usize >= vocab) {
+            return Err(LlmError::Batch(format!(
+                "need {n} token ids inside the vocabulary of {vocab}"
+            )));
+        }
+        Ok(())
+    }
+
     /// The logit of `tokens[i]` at flat position `i` (batch × time, row-major).
     pub fn token_logits(&self, batch: &Batch, tokens: &[i64]) -> Result<Vec<f32>, LlmError> {
         let n = batch.batch * batch.time;
-        if tokens.len() != n
-            || tokens
-                .iter()
-                .any(|&t| t < 0 || t as usize >= self.vocab_size())
-        {
-            return Err(LlmError::Batch(format!(
-                "need {n} token ids inside the vocabulary of {}",
-                self.vocab_size()
-            )));
-        }
+        self.check_tokens(n, tokens)?;
         let logits = self.forward(batch)?;
         let index =
             Tensor::<B, 2, Int>::from_data(TensorData::new(tokens.to_vec(), [n, 1]), &self.device);
@@ -443,20 +489,11 @@ impl<B: Backend> CausalLm<B> {
     /// [`crate::IGNORE`]).
     pub fn label_logprobs(&self, batch: &Batch) -> Result<Vec<f32>, LlmError> {
         let mut out = vec![0.0; batch.batch * batch.time];
-        let positions = batch.label_positions();
-        if positions.is_empty() {
+        let Some((positions, logits)) = self.scoring_logits(batch)? else {
             return Ok(out);
-        }
-        let logits = self.logits_at(batch, &positions)?;
+        };
         let logp = log_softmax(logits, 1).gather(1, label_targets(batch, &positions, &self.device));
-        let picked = logp
-            .into_data()
-            .convert::<f32>()
-            .into_vec::<f32>()
-            .expect("converted to f32");
-        for (&p, v) in positions.iter().zip(picked) {
-            out[p as usize] = v;
-        }
+        scatter(logp, &positions, &mut out);
         Ok(out)
     }
 
@@ -488,7 +525,49 @@ impl<B: Backend> CausalLm<B> {
         modules: &[ModuleId],
         objective: Objective<B>,
     ) -> Result<EditGrads<B>, LlmError> {
-        self.gradients_with(batch, modules, objective, None)
+        self.gradients_with(batch, modules, objective, None, None)
+    }
+
+    /// [`CausalLm::edit_gradients`] of several micro-batches in one pass over them packed
+    /// into one row without padding ([`Batch::pack`]): the loss is the sum of their mean
+    /// cross-entropies, so each position's output gradient is the one its own micro-batch's
+    /// pass gives, Γ is the sum of theirs, and keys and output gradients come micro-batch
+    /// after micro-batch, as the separate passes' stacked. The same numbers up to float
+    /// rounding, for one pass's fixed costs and no padding.
+    pub fn edit_gradients_packed(
+        &self,
+        micro: &[Batch],
+        modules: &[ModuleId],
+    ) -> Result<EditGrads<B>, LlmError> {
+        self.gradients_packed(micro, modules, Objective::CrossEntropy, None)
+    }
+
+    /// [`CausalLm::gradients`] (or, with `shifts`, [`CausalLm::gradients_stale`]) of several
+    /// micro-batches in one packed pass, as [`CausalLm::edit_gradients_packed`]: the loss is
+    /// the sum of the micro-batches' losses. A KL objective's reference logits are those at
+    /// the packed row's labels: [`CausalLm::label_logits`] of `Batch::pack(micro)`.
+    pub fn gradients_packed(
+        &self,
+        micro: &[Batch],
+        modules: &[ModuleId],
+        objective: Objective<B>,
+        shifts: Option<&[Tensor<B, 2>]>,
+    ) -> Result<EditGrads<B>, LlmError> {
+        let counts = micro
+            .iter()
+            .enumerate()
+            .map(|(i, b)| match b.label_positions().len() {
+                0 => Err(LlmError::Batch(format!(
+                    "micro-batch {i}: no position carries a label"
+                ))),
+                n => Ok(n),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(shifts) = shifts {
+            self.check_shifts(modules, shifts)?;
+        }
+        let packed = Batch::pack(micro)?;
+        self.gradients_with(&packed, modules, objective, shifts, Some(&counts))
     }
 
     /// [`CausalLm::gradients`] of the model with `shifts` added to `modules` (one a×b shift
@@ -505,6 +584,11 @@ impl<B: Backend> CausalLm<B> {
         objective: Objective<B>,
         shifts: &[Tensor<B, 2>],
     ) -> Result<EditGrads<B>, LlmError> {
+        self.check_shifts(modules, shifts)?;
+        self.gradients_with(batch, modules, objective, Some(shifts), None)
+    }
+
+    fn check_shifts(&self, modules: &[ModuleId], shifts: &[Tensor<B, 2>]) -> Result<(), LlmError> {
         if shifts.len() != modules.len() {
             return Err(LlmError::Batch(format!(
                 "{} shifts for {} modules",
@@ -515,7 +599,7 @@ impl<B: Backend> CausalLm<B> {
         for (&id, shift) in modules.iter().zip(shifts) {
             self.check_shape(id, shift)?;
         }
-        self.gradients_with(batch, modules, objective, Some(shifts))
+        Ok(())
     }
 
     fn gradients_with(
@@ -524,6 +608,7 @@ impl<B: Backend> CausalLm<B> {
         modules: &[ModuleId],
         objective: Objective<B>,
         stale: Option<&[Tensor<B, 2>]>,
+        groups: Option<&[usize]>,
     ) -> Result<EditGrads<B>, LlmError> {
         batch.validate(self.vocab_size(), self.context_len())?;
         let device = &self.device;
@@ -535,16 +620,20 @@ impl<B: Backend> CausalLm<B> {
             for (&id, shift) in modules.iter().zip(stale.unwrap_or_default()) {
                 ad.linear_mut(id).stale_shift = Some(Tensor::from_inner(shift.clone()));
             }
-            let h = ad.hidden(input, batch.valid(device), ad.depth(), &mut taps);
+            let h = ad.hidden(input, &Positions::new(batch, device), ad.depth(), &mut taps);
             let logits = ad.head(h, Some(flat_rows(&positions, device)));
             let weights: Vec<_> = modules.iter().map(|id| ad.linear(*id).weight.clone()).collect();
             (logits, weights)
         });
         let [_, n, vocab] = logits.dims();
         let logits = logits.reshape([n, vocab]);
-        let loss = match objective {
-            Objective::CrossEntropy => label_cross_entropy(logits, batch, &positions),
-            Objective::Kl(reference) => kl_divergence(logits, reference)?,
+        let per_row = match objective {
+            Objective::CrossEntropy => label_log_likelihood(logits, batch, &positions).neg(),
+            Objective::Kl(reference) => kl_rows(logits, reference)?,
+        };
+        let loss = match groups {
+            None => per_row.mean(),
+            Some(counts) => group_means(per_row, counts),
         };
         let loss_value: f32 = loss.clone().inner().into_scalar().elem();
         let grads = loss.backward();
@@ -584,6 +673,14 @@ pub fn kl_divergence<B: Backend, R: Backend>(
     logits: Tensor<B, 2>,
     reference: &Tensor<R, 2>,
 ) -> Result<Tensor<B, 1>, LlmError> {
+    Ok(kl_rows(logits, reference)?.mean())
+}
+
+/// `KL(p_ref ‖ p)` at each of the N rows (N).
+fn kl_rows<B: Backend, R: Backend>(
+    logits: Tensor<B, 2>,
+    reference: &Tensor<R, 2>,
+) -> Result<Tensor<B, 1>, LlmError> {
     if reference.dims() != logits.dims() {
         return Err(LlmError::Batch(format!(
             "reference logits are {:?}, the batch's are {:?}",
@@ -591,10 +688,23 @@ pub fn kl_divergence<B: Backend, R: Backend>(
             logits.dims()
         )));
     }
+    let n = logits.dims()[0];
     let reference: Tensor<B, 2> = Tensor::from_data(reference.to_data(), &logits.device());
     let (log_ref, log_cur) = (log_softmax(reference, 1), log_softmax(logits, 1));
     let kl = (log_ref.clone().exp() * (log_ref - log_cur)).sum_dim(1);
-    Ok(kl.mean())
+    Ok(kl.reshape([n]))
+}
+
+/// Writes the N values of `picked` (N × 1) to the flat `positions` of `out`.
+fn scatter<B: Backend>(picked: Tensor<B, 2>, positions: &[i64], out: &mut [f32]) {
+    let values = picked
+        .into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .expect("converted to f32");
+    for (&p, v) in positions.iter().zip(values) {
+        out[p as usize] = v;
+    }
 }
 
 /// The batch's labelled positions; none is an error (no loss to take).
@@ -641,8 +751,31 @@ fn label_cross_entropy<B: Backend>(
     batch: &Batch,
     positions: &[i64],
 ) -> Tensor<B, 1> {
+    label_log_likelihood(logits, batch, positions).mean().neg()
+}
+
+/// `log p(label)` at each of the N rows of the logits at `positions` (N).
+fn label_log_likelihood<B: Backend>(
+    logits: Tensor<B, 2>,
+    batch: &Batch,
+    positions: &[i64],
+) -> Tensor<B, 1> {
     let targets = label_targets(batch, positions, &logits.device());
-    log_softmax(logits, 1).gather(1, targets).mean().neg()
+    log_softmax(logits, 1)
+        .gather(1, targets)
+        .reshape([positions.len()])
+}
+
+/// The sum over consecutive groups of rows (`counts` of them each, in order) of each group's
+/// mean.
+fn group_means<B: Backend>(rows: Tensor<B, 1>, counts: &[usize]) -> Tensor<B, 1> {
+    let mut start = 0;
+    let mut means = Vec::with_capacity(counts.len());
+    for &n in counts {
+        means.push(rows.clone().narrow(0, start, n).mean());
+        start += n;
+    }
+    Tensor::cat(means, 0).sum()
 }
 
 /// Whether every entry of `t` is finite: its sum is (a NaN or infinity anywhere makes the sum

@@ -11,6 +11,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::gpt2::Gpt2;
+use crate::layers::Positions;
 use crate::lm::cross_entropy;
 use crate::taps::Taps;
 use crate::{Batch, IGNORE, LlmError};
@@ -148,7 +149,11 @@ pub fn pretrain_gpt2<B: Backend>(
                 leaves.push(leaf.clone());
                 leaf
             });
-            let logits = ad.forward(batch.ids(device), batch.valid(device), &mut Taps::none());
+            let logits = ad.forward(
+                batch.ids(device),
+                &Positions::new(&batch, device),
+                &mut Taps::none(),
+            );
             let loss = cross_entropy(logits, &batch)?;
             let loss_value: f32 = loss.clone().inner().into_scalar().elem();
             let grads = loss.backward();

@@ -5,7 +5,7 @@
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use emsedit_llm::{CausalLm, Objective};
+use emsedit_llm::{Batch, CausalLm, Objective};
 use emsedit_tensor::{clip_coefficient, grad_norm};
 use serde::{Deserialize, Serialize};
 
@@ -532,17 +532,16 @@ impl<B: Backend> HyperEditor<B> {
                     // ∂(ρ‖Δ‖²)/∂W = 2ρΔ
                     *g = g.clone() + p.delta.clone().mul_scalar(2.0 * reg);
                 }
-                if let Some(alpha) = kl {
-                    for micro in &batch.unrel {
-                        // The reference distribution is the original model's, without gradient.
-                        let reference = lm.label_logits(micro)?;
-                        let old = apply(lm, &state.groups, &preds)?;
-                        let loc =
-                            lm.gradients(micro, &state.groups.modules, Objective::Kl(&reference))?;
-                        revert(lm, &state.groups, old)?;
-                        for (g, l) in gammas.iter_mut().zip(loc.gammas) {
-                            *g = g.clone() + l.mul_scalar(alpha);
-                        }
+                if let Some(alpha) = kl.filter(|_| !batch.unrel.is_empty()) {
+                    // The reference distribution is the original model's, without gradient;
+                    // one packed pass sums the micro-batches' mean KL terms.
+                    let reference = lm.label_logits(&Batch::pack(&batch.unrel)?)?;
+                    let old = apply(lm, &state.groups, &preds)?;
+                    let kl = Objective::Kl(&reference);
+                    let loc = lm.gradients_packed(&batch.unrel, &state.groups.modules, kl, None);
+                    revert(lm, &state.groups, old)?;
+                    for (g, l) in gammas.iter_mut().zip(loc?.gammas) {
+                        *g = g.clone() + l.mul_scalar(alpha);
                     }
                 }
                 accumulate(&mut acc, &state.nets[0], &state.groups, &preds, &gammas)?;
@@ -652,22 +651,21 @@ impl<B: Backend> HyperEditor<B> {
                 let after = revert_keep(lm, &state.groups, before)?;
                 let modules = &state.groups.modules;
                 let deltas: Vec<_> = preds.iter().map(|p| p.delta.clone()).collect();
-                for (w, batch) in &memory {
-                    for micro in &batch.unrel {
-                        let reference = lm.label_logits(micro)?;
-                        let loc = if quirks {
-                            // The reference back-propagates these terms after reverting the
-                            // edit in place, so autograd's saved weights are the unedited ones.
-                            let kl = Objective::Kl(&reference);
-                            lm.gradients_stale(micro, modules, kl, &deltas)?
-                        } else {
-                            let undo = apply(lm, &state.groups, &preds)?;
-                            let loc = lm.gradients(micro, modules, Objective::Kl(&reference))?;
-                            revert(lm, &state.groups, undo)?;
-                            loc
-                        };
-                        add(loc.gammas, alpha * w);
-                    }
+                for (w, batch) in memory.iter().filter(|(_, b)| !b.unrel.is_empty()) {
+                    // One packed pass over the batch's micro-batches sums their mean KL terms.
+                    let reference = lm.label_logits(&Batch::pack(&batch.unrel)?)?;
+                    let kl = Objective::Kl(&reference);
+                    let loc = if quirks {
+                        // The reference back-propagates these terms after reverting the
+                        // edit in place, so autograd's saved weights are the unedited ones.
+                        lm.gradients_packed(&batch.unrel, modules, kl, Some(&deltas))?
+                    } else {
+                        let undo = apply(lm, &state.groups, &preds)?;
+                        let loc = lm.gradients_packed(&batch.unrel, modules, kl, None);
+                        revert(lm, &state.groups, undo)?;
+                        loc?
+                    };
+                    add(loc.gammas, alpha * w);
                 }
                 let mut gammas = gammas.expect("the memory holds the current batch");
                 if !quirks {

@@ -62,29 +62,29 @@ pub type Cache<B> = (Tensor<B, 2>, Tensor<B, 2>);
 
 /// CACHE (spec §2.3): keys and output gradients of every module at answer positions of the
 /// edit micro-batches, stacked; each micro-batch's rows also update the normalizer of the
-/// module's network, one module after another.
+/// module's network, one module after another. One pass runs over all the micro-batches
+/// packed together ([`CausalLm::edit_gradients_packed`]): the same rows as a pass per
+/// micro-batch.
 pub fn cache<B: Backend>(
     lm: &CausalLm<B>,
     edit: &[Batch],
     groups: &Groups,
     nets: &mut [HyperNet<B>],
 ) -> Result<Vec<Cache<B>>, MetaError> {
-    let n = groups.modules.len();
-    let mut keys: Vec<Vec<Tensor<B, 2>>> = vec![Vec::new(); n];
-    let mut outs: Vec<Vec<Tensor<B, 2>>> = vec![Vec::new(); n];
+    let grads = lm.edit_gradients_packed(edit, &groups.modules)?;
+    let mut start = 0;
     for micro in edit {
-        let grads = lm.edit_gradients(micro, &groups.modules)?;
-        for (i, (k, g)) in grads.keys.into_iter().zip(grads.out_grads).enumerate() {
+        let rows = micro.label_positions().len();
+        for (i, (k, g)) in grads.keys.iter().zip(&grads.out_grads).enumerate() {
+            let (k, g) = (
+                k.clone().narrow(0, start, rows),
+                g.clone().narrow(0, start, rows),
+            );
             nets[groups.place[i].0].observe(&k, &g)?;
-            keys[i].push(k);
-            outs[i].push(g);
         }
+        start += rows;
     }
-    Ok(keys
-        .into_iter()
-        .zip(outs)
-        .map(|(k, g)| (Tensor::cat(k, 0), Tensor::cat(g, 0)))
-        .collect())
+    Ok(grads.keys.into_iter().zip(grads.out_grads).collect())
 }
 
 /// PREDICT for every module with the networks of one step.
@@ -138,21 +138,19 @@ pub fn revert_keep<B: Backend>(
     Ok(edited)
 }
 
-/// Γ_m of the generalization loss: the sum over micro-batches of their mean cross-entropy.
+/// Γ_m of the generalization loss: the sum over micro-batches of their mean cross-entropy,
+/// from one pass over them packed together.
 pub fn gen_gammas<B: Backend>(
     lm: &CausalLm<B>,
     equiv: &[Batch],
     groups: &Groups,
 ) -> Result<Vec<Tensor<B, 2>>, MetaError> {
-    let mut sum: Option<Vec<Tensor<B, 2>>> = None;
-    for micro in equiv {
-        let g = lm.edit_gradients(micro, &groups.modules)?.gammas;
-        sum = Some(match sum {
-            None => g,
-            Some(s) => s.into_iter().zip(g).map(|(a, b)| a + b).collect(),
-        });
+    if equiv.is_empty() {
+        return Err(MetaError::Config(
+            "an edit batch without equivalence tuples".into(),
+        ));
     }
-    sum.ok_or_else(|| MetaError::Config("an edit batch without equivalence tuples".into()))
+    Ok(lm.edit_gradients_packed(equiv, &groups.modules)?.gammas)
 }
 
 /// Adds every module's meta-gradient to its network's accumulator.

@@ -5,6 +5,7 @@ mod errors;
 mod families;
 mod golden;
 mod loading;
+mod packed;
 mod prefix;
 mod stale;
 mod tokens;
