@@ -260,3 +260,55 @@ fn counterfact_batch_run_scores_both_ways() {
     let prefs = emsedit_eval::scenario::sequence_preference(&lm, &tok, &[same], 4).unwrap();
     assert_eq!(prefs, vec![0.0]);
 }
+
+/// Scoring packs all the micro-batches into rows: the scores of one padded pass per
+/// micro-batch, ZsRE's token accuracy and CounterFact's new-vs-old comparison alike.
+#[test]
+fn packed_scoring_gives_each_micro_batch_its_own_scores() {
+    use emsedit_eval::data::{collate, tokenize};
+    use emsedit_eval::metrics::{counterfact_scores, old_tokens, token_accuracy};
+    use emsedit_eval::synthetic::{FactWorld, WorldConfig};
+    // The embedded default model knows the synthetic world's facts: scores are not all 0.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/model");
+    let lm = CausalLm::<Cpu>::load(&dir, &cpu()).unwrap();
+    let tok = LmTokenizer::load_dir(&dir).unwrap();
+    let world = FactWorld::generate(WorldConfig::default());
+    let tuples: Vec<Tuple> = world
+        .fact_tuples()
+        .into_iter()
+        .step_by(7)
+        .take(30)
+        .collect();
+    for counterfact in [false, true] {
+        let tuples: Vec<Tuple> = tuples
+            .iter()
+            .map(|t| Tuple {
+                // A wrong old answer: the known new one should win.
+                old_target: counterfact.then(|| "the".into()),
+                ..t.clone()
+            })
+            .collect();
+        let tokenized: Vec<_> = tuples.iter().map(|t| tokenize(&tok, t).unwrap()).collect();
+        let batches = collate(&tokenized, 4, false);
+        assert!(batches.len() > 2 && batches.iter().any(|b| b.batch.attention_mask.contains(&0)));
+        let mut want = Vec::new();
+        for mb in &batches {
+            let b = &mb.batch;
+            match &mb.old_labels {
+                Some(old) => {
+                    let new: Vec<i64> = b.labels.iter().map(|&l| l.max(0)).collect();
+                    let new = lm.token_logits(b, &new).unwrap();
+                    let olds = lm
+                        .token_logits(b, &old_tokens(b, old, mb.old_width))
+                        .unwrap();
+                    want.extend(counterfact_scores(b, old, mb.old_width, &new, &olds));
+                }
+                None => want.extend(token_accuracy(b, &lm.argmax(b).unwrap())),
+            }
+        }
+        let got = emsedit_eval::scenario::score(&lm, &batches).unwrap();
+        assert_eq!(got, want, "counterfact: {counterfact}");
+        let mean = got.iter().sum::<f64>() / got.len() as f64;
+        assert!(mean > 0.5, "counterfact: {counterfact}: {got:?}");
+    }
+}

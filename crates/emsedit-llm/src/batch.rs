@@ -8,10 +8,11 @@ use crate::LlmError;
 /// The label value of positions that carry no loss.
 pub const IGNORE: i64 = -100;
 
-/// Most tokens [`Batch::pack`] puts in one row: attention over a row costs about 2·len·d
-/// multiply-adds per token against the ≈ 11·d² of a block's linear maps (SmolLM2), so at 256
-/// tokens it stays under a tenth of a pass.
-pub const PACKED_ROW_TOKENS: usize = 256;
+/// Most tokens [`Batch::pack`] puts in one row. Attention over a row costs per token about
+/// 2·len·d multiply-adds plus len softmax entries, so long rows trade the products' fixed
+/// costs for attention: on SmolLM2, batch MALMEN with 100 edits took 138 s a cell at 256, 102
+/// at 96 and 97 at 64 (docs/performance.md).
+pub const PACKED_ROW_TOKENS: usize = 64;
 
 /// Token ids, attention mask and already-shifted labels, each batch × time, row-major.
 #[derive(Debug, Clone, PartialEq, Eq)]
