@@ -481,9 +481,9 @@ impl<B: Backend> Rope<B> {
     /// row, a shape the CPU backend multiplies with SIMD; broadcasting the 2-D tables over a
     /// 4-D x would take its scalar strided path instead (the same numbers, slower).
     ///
-    /// In a packed batch of one row (the editors' case) the table rows are gathered at the
-    /// tokens' positions and the same shared-row products run; several packed rows take a
-    /// broadcast over heads.
+    /// In a packed batch of one row the table rows are gathered at the tokens' positions and
+    /// the same shared-row products run; several packed rows (the editors' usual case, rows
+    /// of at most [`crate::PACKED_ROW_TOKENS`]) take a broadcast over heads.
     pub fn apply(&self, x: Tensor<B, 4>, at: &Positions<B>) -> Tensor<B, 4> {
         let [b, h, time, hd] = x.dims();
         let first = x.clone().narrow(3, 0, hd / 2);

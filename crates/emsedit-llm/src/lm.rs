@@ -45,7 +45,8 @@ macro_rules! each_arch {
 /// What one backward pass gives the editors for each requested module (spec §2.3–2.4).
 #[derive(Debug, Clone)]
 pub struct EditGrads<B: Backend> {
-    /// The loss: mean cross-entropy over labelled positions.
+    /// The loss: mean cross-entropy over labelled positions (of a packed pass: the sum of
+    /// the micro-batches' means).
     pub loss: f32,
     /// Module inputs at labelled positions (N×a), batch-major.
     pub keys: Vec<Tensor<B, 2>>,
@@ -370,7 +371,7 @@ impl<B: Backend> CausalLm<B> {
     }
 
     /// Logits at the batch's labelled positions (N × V, with those positions) for scoring, or
-    /// `None` without labels: several rows are packed into one without their padding first
+    /// `None` without labels: several rows are packed together without their padding first
     /// ([`Batch::pack`]) and the head runs only at the labels. The numbers of
     /// [`CausalLm::label_logits`] up to float rounding, for less work.
     fn scoring_logits(&self, batch: &Batch) -> Result<Option<LabelLogits<B>>, LlmError> {
@@ -529,7 +530,7 @@ impl<B: Backend> CausalLm<B> {
     }
 
     /// [`CausalLm::edit_gradients`] of several micro-batches in one pass over them packed
-    /// into one row without padding ([`Batch::pack`]): the loss is the sum of their mean
+    /// into rows without padding ([`Batch::pack`]): the loss is the sum of their mean
     /// cross-entropies, so each position's output gradient is the one its own micro-batch's
     /// pass gives, Γ is the sum of theirs, and keys and output gradients come micro-batch
     /// after micro-batch, as the separate passes' stacked. The same numbers up to float
@@ -545,7 +546,7 @@ impl<B: Backend> CausalLm<B> {
     /// [`CausalLm::gradients`] (or, with `shifts`, [`CausalLm::gradients_stale`]) of several
     /// micro-batches in one packed pass, as [`CausalLm::edit_gradients_packed`]: the loss is
     /// the sum of the micro-batches' losses. A KL objective's reference logits are those at
-    /// the packed row's labels: [`CausalLm::label_logits`] of `Batch::pack(micro)`.
+    /// the packed rows' labels: [`CausalLm::label_logits`] of `Batch::pack(micro)`.
     pub fn gradients_packed(
         &self,
         micro: &[Batch],
