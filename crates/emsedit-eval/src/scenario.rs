@@ -262,10 +262,12 @@ pub fn edit_batches(
 pub fn score<B: Backend>(lm: &CausalLm<B>, batches: &[MicroBatch]) -> Result<Vec<f64>, LlmError> {
     let counterfact = batches.iter().all(|mb| mb.old_labels.is_some());
     let plain = batches.iter().all(|mb| mb.old_labels.is_none());
+    if batches.is_empty() || !(counterfact || plain) {
+        return score_each(lm, batches);
+    }
     let rows: Vec<Batch> = batches.iter().map(|mb| mb.batch.clone()).collect();
-    let packed = match Batch::pack(&rows) {
-        Ok(packed) if !batches.is_empty() && (counterfact || plain) => packed,
-        _ => return score_each(lm, batches),
+    let Ok(packed) = Batch::pack(&rows) else {
+        return score_each(lm, batches);
     };
     let at = packed.label_positions();
     let mut out = Vec::new();

@@ -537,8 +537,9 @@ impl<B: Backend> HyperEditor<B> {
                     // one packed pass sums the micro-batches' mean KL terms.
                     let reference = lm.label_logits(&Batch::pack(&batch.unrel)?)?;
                     let old = apply(lm, &state.groups, &preds)?;
-                    let kl = Objective::Kl(&reference);
-                    let loc = lm.gradients_packed(&batch.unrel, &state.groups.modules, kl, None);
+                    let objective = Objective::Kl(&reference);
+                    let modules = &state.groups.modules;
+                    let loc = lm.gradients_packed(&batch.unrel, modules, objective, None);
                     revert(lm, &state.groups, old)?;
                     for (g, l) in gammas.iter_mut().zip(loc?.gammas) {
                         *g = g.clone() + l.mul_scalar(alpha);
