@@ -3,7 +3,8 @@
 //! Sequential editing is `num_seq` batches of `n_edits = 1`, batch editing one batch of n,
 //! sequential-batch T batches of n. The driver trains the editor on the train split, restores
 //! the pristine weights, applies the eval stream cumulatively and scores every tuple at the end
-//! (and, in curve mode, after every batch).
+//! (and, in curve mode, after every batch). Scoring passes start from the hidden states the
+//! first scoring saved below the editor's lowest edited block ([`CausalLm::start_scoring_cache`]).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -582,8 +583,6 @@ pub fn prepare<B: Backend>(
 /// Where a [`run_with_progress`] is, for progress output on long runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// Scoring the unedited model on the eval records.
-    ScoringBefore,
     /// Training the editor: epoch `epoch` (from 1) of `epochs`, on `batches` batches.
     Training {
         /// This epoch, from 1.
@@ -593,6 +592,8 @@ pub enum Phase {
         /// Training batches per epoch.
         batches: usize,
     },
+    /// Scoring the unedited model on the eval records (after training).
+    ScoringBefore,
     /// Edit batch `batch` (from 1) of `of` is applied (and, in curve mode, scored).
     Edited {
         /// Batches applied so far.
@@ -619,6 +620,16 @@ impl std::fmt::Display for Phase {
             Self::Edited { batch, of } => write!(f, "edited {batch}/{of} batches"),
             Self::ScoringAfter => f.write_str("scoring the edited model"),
         }
+    }
+}
+
+/// Turns `lm`'s scoring cache on below the modules `editor` changes; off when it names none or
+/// one the model lacks (its edit then reports that).
+fn start_scoring_cache<B: Backend>(lm: &mut CausalLm<B>, editor: &dyn Editor<B>) {
+    let modules: Option<Vec<_>> = editor.modules().iter().map(|n| lm.module(n).ok()).collect();
+    match modules {
+        Some(modules) => lm.start_scoring_cache(&modules),
+        None => lm.stop_scoring_cache(),
     }
 }
 
@@ -652,10 +663,6 @@ pub fn run_with_progress<B: Backend>(
     let (tok, chunk) = (input.tokenizer, config.chunk);
 
     let mut lm = input.model.clone();
-    let all: Vec<&[Vec<MicroBatch>; 3]> = eval_batches.iter().map(|b| &b.kinds).collect();
-    progress(Phase::ScoringBefore);
-    let before = scores(&lm, &all)?;
-
     let start = Instant::now();
     for epoch in 1..=config.train_epochs {
         progress(Phase::Training {
@@ -667,6 +674,13 @@ pub fn run_with_progress<B: Backend>(
         lm = input.model.clone();
     }
     let train_seconds = start.elapsed().as_secs_f64();
+
+    // The scores before editing come after training, on the model that is then edited, so
+    // that every later scoring pass reuses their states below the edited blocks.
+    start_scoring_cache(&mut lm, &*editor);
+    let all: Vec<&[Vec<MicroBatch>; 3]> = eval_batches.iter().map(|b| &b.kinds).collect();
+    progress(Phase::ScoringBefore);
+    let before = scores(&lm, &all)?;
     let step_sizes = editor.step_sizes();
     let trained_records =
         config.train_epochs * train_batches.iter().map(|b| b.records).sum::<usize>();

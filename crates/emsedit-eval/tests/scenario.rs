@@ -5,7 +5,7 @@ use std::path::Path;
 use emsedit_eval::data::{EditRecord, Tuple};
 use emsedit_eval::scenario::{Phase, Run, RunError, ScenarioConfig, run, run_with_progress};
 use emsedit_llm::{CausalLm, LmTokenizer};
-use emsedit_meta::{Ft, FtConfig};
+use emsedit_meta::{EditBatch, Editor, Ft, FtConfig, MetaError};
 use emsedit_tensor::{Cpu, cpu};
 
 fn fixture() -> std::path::PathBuf {
@@ -122,6 +122,41 @@ fn ft_sequential_run_raises_efficacy() {
     assert_eq!((a.before, a.after), (b.before, b.after));
 }
 
+/// FT that does not say which modules it changes: its runs score without the scoring cache.
+struct Unnamed(Ft);
+
+impl Editor<Cpu> for Unnamed {
+    fn name(&self) -> String {
+        Editor::<Cpu>::name(&self.0)
+    }
+
+    fn train(&mut self, lm: &mut CausalLm<Cpu>, stream: &[EditBatch]) -> Result<(), MetaError> {
+        self.0.train(lm, stream)
+    }
+
+    fn edit(&mut self, lm: &mut CausalLm<Cpu>, batch: &EditBatch) -> Result<(), MetaError> {
+        self.0.edit(lm, batch)
+    }
+}
+
+#[test]
+fn scoring_from_saved_states_changes_no_score() {
+    let lm = CausalLm::<Cpu>::load(&fixture(), &cpu()).unwrap();
+    let tok = LmTokenizer::load_dir(&fixture()).unwrap();
+    let (train, eval) = (records(0, 4), records(8, 8));
+    let input = Run::new(&lm, &tok, &train, &eval);
+    let mut config = ScenarioConfig::sequential(2, 4);
+    config.curve = true;
+    assert_eq!(Editor::<Cpu>::modules(&ft()).len(), 2);
+    let cached = run(&mut ft(), &input, &config).unwrap();
+    let plain = run(&mut Unnamed(ft()), &input, &config).unwrap();
+    assert!(cached.after.efficacy > cached.before.efficacy);
+    assert_eq!(
+        (cached.before, cached.after, cached.curve),
+        (plain.before, plain.after, plain.curve)
+    );
+}
+
 #[test]
 fn a_run_reports_its_phases_in_order() {
     let lm = CausalLm::<Cpu>::load(&fixture(), &cpu()).unwrap();
@@ -142,9 +177,9 @@ fn a_run_reports_its_phases_in_order() {
     assert_eq!(
         seen,
         [
-            Phase::ScoringBefore,
             training(1),
             training(2),
+            Phase::ScoringBefore,
             edited(1),
             edited(2),
             edited(3),

@@ -482,22 +482,23 @@ impl<B: Backend> Rope<B> {
     /// 4-D x would take its scalar strided path instead (the same numbers, slower).
     ///
     /// In a packed batch of one row the table rows are gathered at the tokens' positions and
-    /// the same shared-row products run; several packed rows (the editors' usual case, rows
-    /// of at most [`crate::PACKED_ROW_TOKENS`]) take a broadcast over heads.
+    /// the same shared-row products run. With several packed rows (the editors' usual case,
+    /// rows of at most [`crate::PACKED_ROW_TOKENS`]) the heads go first: heads × (batch·time
+    /// ·head_dim) rows against the gathered rows as one shared row, and the result is
+    /// returned as a batch × heads view of that layout.
     pub fn apply(&self, x: Tensor<B, 4>, at: &Positions<B>) -> Tensor<B, 4> {
         let [b, h, time, hd] = x.dims();
-        let first = x.clone().narrow(3, 0, hd / 2);
-        let second = x.clone().narrow(3, hd / 2, hd / 2);
-        let rotated = Tensor::cat(vec![second.neg(), first], 3);
         if let Some(ids) = at.ids().filter(|_| b > 1) {
+            let x = x.swap_dims(0, 1);
+            let rotated = Self::rotate_half(x.clone()).reshape([h, b * time * hd]);
             let table =
-                |t: &Tensor<B, 2>| t.clone().select(0, ids.clone()).reshape([b, 1, time * hd]);
-            let (x, rotated) = (
-                x.reshape([b, h, time * hd]),
-                rotated.reshape([b, h, time * hd]),
-            );
-            return (x * table(&self.cos) + rotated * table(&self.sin)).reshape([b, h, time, hd]);
+                |t: &Tensor<B, 2>| t.clone().select(0, ids.clone()).reshape([1, b * time * hd]);
+            let x = x.reshape([h, b * time * hd]);
+            return (x * table(&self.cos) + rotated * table(&self.sin))
+                .reshape([h, b, time, hd])
+                .swap_dims(0, 1);
         }
+        let rotated = Self::rotate_half(x.clone());
         let table = |t: &Tensor<B, 2>| {
             Self::gathered(t, at)
                 .unwrap_or_else(|| t.clone().narrow(0, 0, time))
@@ -506,6 +507,14 @@ impl<B: Backend> Rope<B> {
         let rotated = rotated.reshape([b * h, time * hd]);
         let x = x.reshape([b * h, time * hd]);
         (x * table(&self.cos) + rotated * table(&self.sin)).reshape([b, h, time, hd])
+    }
+
+    /// `[-second half, first half]` along the last axis.
+    fn rotate_half(x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let hd = x.dims()[3];
+        let first = x.clone().narrow(3, 0, hd / 2);
+        let second = x.narrow(3, hd / 2, hd / 2);
+        Tensor::cat(vec![second.neg(), first], 3)
     }
 
     /// The tables moved to another backend (same values).

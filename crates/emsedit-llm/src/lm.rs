@@ -16,7 +16,7 @@ use crate::gpt2::{self, Gpt2};
 use crate::gptj::{self, Gptj};
 use crate::layers::{Affine, Input, Positions};
 use crate::llama::{self, Llama};
-use crate::prefix::PrefixCache;
+use crate::prefix::{MAX_SCORING_BYTES, PrefixCache};
 use crate::taps::{ModuleId, Taps};
 use crate::weights::Weights;
 
@@ -77,6 +77,8 @@ pub struct CausalLm<B: Backend> {
     arch: Arch<B>,
     device: B::Device,
     prefix: PrefixCache<B>,
+    /// States for scoring passes (no gradient), kept across edits: [`CausalLm::start_scoring_cache`].
+    scoring: PrefixCache<B>,
 }
 
 impl<B: Backend> CausalLm<B> {
@@ -100,6 +102,7 @@ impl<B: Backend> CausalLm<B> {
             arch,
             device: device.clone(),
             prefix: PrefixCache::off(),
+            scoring: PrefixCache::off(),
         })
     }
 
@@ -111,6 +114,7 @@ impl<B: Backend> CausalLm<B> {
             config: ModelConfig::Gpt2(config),
             device: device.clone(),
             prefix: PrefixCache::off(),
+            scoring: PrefixCache::off(),
         }
     }
 
@@ -127,7 +131,7 @@ impl<B: Backend> CausalLm<B> {
         let trained =
             crate::pretrain::pretrain_gpt2(model, sequences, config, &self.device, progress)?;
         self.arch = Arch::Gpt2(trained);
-        self.prefix.weight_changed(0);
+        self.weight_changed(0);
         Ok(())
     }
 
@@ -240,8 +244,14 @@ impl<B: Backend> CausalLm<B> {
     pub fn set_weight(&mut self, id: ModuleId, weight: Tensor<B, 2>) -> Result<(), LlmError> {
         self.check_shape(id, &weight)?;
         each_arch!(&mut self.arch, m => m.linear_mut(id).weight = weight);
-        self.prefix.weight_changed(id.layer);
+        self.weight_changed(id.layer);
         Ok(())
+    }
+
+    /// Both caches forget their states when a weight of block `layer` below theirs changes.
+    fn weight_changed(&self, layer: usize) {
+        self.prefix.weight_changed(layer);
+        self.scoring.weight_changed(layer);
     }
 
     /// Refuses a weight or shift for module `id` whose shape is not the module's a×b.
@@ -273,24 +283,43 @@ impl<B: Backend> CausalLm<B> {
         self.prefix.stop();
     }
 
-    /// Where a pass over `batch` that taps `modules` starts: at the cached block when the
-    /// cache is on and no tapped module lies below it, else at the embeddings.
+    /// Turns the scoring cache on for a run in which only `modules` change: scoring passes
+    /// (logits, argmax, label scores; not gradient passes) over prompts seen before start at
+    /// the lowest of their blocks from the saved hidden state, edit after edit. The same
+    /// numbers bit for bit; at most [`crate::prefix::MAX_SCORING_BYTES`] of states (the first
+    /// prompts scored keep theirs). Setting a weight below that block empties it; the prefix
+    /// cache, when on, is used instead; a clone starts with it off.
+    pub fn start_scoring_cache(&mut self, modules: &[ModuleId]) {
+        match modules.iter().map(|m| m.layer).min() {
+            Some(layer) => self.scoring.start_with(layer, MAX_SCORING_BYTES, true),
+            None => self.scoring.stop(),
+        }
+    }
+
+    /// Turns the scoring cache off and frees what it holds.
+    pub fn stop_scoring_cache(&mut self) {
+        self.scoring.stop();
+    }
+
+    /// Where a pass over `batch` that taps `modules` starts: at the block of `cache` when it is
+    /// on and no tapped module lies below it, else at the embeddings.
     fn input<Bk: Backend<Device = B::Device>>(
         &self,
+        cache: &PrefixCache<B>,
         batch: &Batch,
         modules: &[ModuleId],
         lift: impl Fn(Tensor<B, 3>) -> Tensor<Bk, 3>,
     ) -> Input<Bk> {
-        let Some(layer) = self.prefix.layer() else {
+        let Some(layer) = cache.layer() else {
             return Input::Ids(batch.ids(&self.device));
         };
         if modules.iter().any(|m| m.layer < layer) {
             return Input::Ids(batch.ids(&self.device));
         }
-        let state = self.prefix.get(batch).unwrap_or_else(|| {
+        let state = cache.get(batch).unwrap_or_else(|| {
             let (ids, at) = (batch.ids(&self.device), Positions::new(batch, &self.device));
             let h = each_arch!(&self.arch, m => m.hidden(Input::Ids(ids), &at, layer, &mut Taps::none()));
-            self.prefix.put(batch, h.clone());
+            cache.put(batch, h.clone());
             h
         });
         Input::Hidden(layer, lift(state))
@@ -299,7 +328,11 @@ impl<B: Backend> CausalLm<B> {
     /// Logits at every position (batch × time × V), or at the flat rows `at` (1 × N × V).
     fn logits(&self, batch: &Batch, at: Option<&[i64]>) -> Result<Tensor<B, 3>, LlmError> {
         batch.validate(self.vocab_size(), self.context_len())?;
-        let input = self.input(batch, &[], |h| h);
+        let cache = match self.prefix.layer() {
+            Some(_) => &self.prefix,
+            None => &self.scoring,
+        };
+        let input = self.input(cache, batch, &[], |h| h);
         let layout = Positions::new(batch, &self.device);
         let at = at.map(|rows| flat_rows(rows, &self.device));
         Ok(each_arch!(&self.arch, m => {
@@ -615,7 +648,7 @@ impl<B: Backend> CausalLm<B> {
         let device = &self.device;
         let positions = labelled(batch)?;
         let mut taps = Taps::<Autodiff<B>>::new(modules, true);
-        let input = self.input(batch, modules, Tensor::from_inner);
+        let input = self.input(&self.prefix, batch, modules, Tensor::from_inner);
         let (logits, weights) = each_arch!(&self.arch, m => {
             let mut ad = m.to_autodiff(modules);
             for (&id, shift) in modules.iter().zip(stale.unwrap_or_default()) {

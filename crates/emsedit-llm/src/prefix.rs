@@ -5,6 +5,10 @@
 //! passes, RLEdit's backtracking, FT's Adam steps). With the cache on, a pass over a batch seen
 //! before starts at that block from the saved state: the same numbers, bit for bit, for less
 //! work. Setting a weight below the cached block empties the cache.
+//!
+//! The scoring cache ([`crate::CausalLm::start_scoring_cache`]) is a second one of these for
+//! scoring passes across a whole run: the evaluation prompts, scored before editing and after
+//! every edit, start from their saved states; when full it keeps what it holds.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,9 +21,17 @@ use crate::batch::Batch;
 /// Largest total size of the saved states; past it the cache starts again empty.
 pub const MAX_PREFIX_BYTES: usize = 256 << 20;
 
+/// Largest total size of the scoring cache's states; past it no more are saved (the first
+/// prompts scored, a run's evaluation records, keep theirs).
+pub const MAX_SCORING_BYTES: usize = 128 << 20;
+
 struct Saved<B: Backend> {
     layer: usize,
     bytes: usize,
+    /// Most bytes held.
+    cap: usize,
+    /// When full: keep the states held (true) or start again empty.
+    keep: bool,
     states: HashMap<Vec<i64>, Tensor<B, 3>>,
 }
 
@@ -40,11 +52,19 @@ impl<B: Backend> PrefixCache<B> {
         self.saved.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Caches states entering `layer` from now on (layer 0 turns the cache off: no gain).
+    /// Caches states entering `layer` from now on (layer 0 turns the cache off: no gain); when
+    /// full it starts again empty.
     pub(crate) fn start(&self, layer: usize) {
+        self.start_with(layer, MAX_PREFIX_BYTES, false);
+    }
+
+    /// As [`PrefixCache::start`], at most `cap` bytes; when full, `keep` keeps what it holds.
+    pub(crate) fn start_with(&self, layer: usize, cap: usize, keep: bool) {
         *self.lock() = (layer > 0).then(|| Saved {
             layer,
             bytes: 0,
+            cap,
+            keep,
             states: HashMap::new(),
         });
     }
@@ -79,11 +99,14 @@ impl<B: Backend> PrefixCache<B> {
             return;
         };
         let bytes = state.shape().num_elements() * size_of::<f32>();
-        if saved.bytes.saturating_add(bytes) > MAX_PREFIX_BYTES {
+        if saved.bytes.saturating_add(bytes) > saved.cap {
+            if saved.keep {
+                return;
+            }
             saved.states.clear();
             saved.bytes = 0;
         }
-        if bytes <= MAX_PREFIX_BYTES && saved.states.insert(key(batch), state).is_none() {
+        if bytes <= saved.cap && saved.states.insert(key(batch), state).is_none() {
             saved.bytes += bytes;
         }
     }

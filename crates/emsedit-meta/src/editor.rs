@@ -26,6 +26,14 @@ pub trait Editor<B: Backend> {
     /// A short name for reports (`FT`, `MALMEN2`, `EMSEdit`, ...).
     fn name(&self) -> String;
 
+    /// The HF names of the only modules whose weights the editor changes; none (the default)
+    /// says it may change any. Scoring reuses the hidden states below the lowest of them
+    /// ([`CausalLm::start_scoring_cache`]; a weight set lower down still empties that cache,
+    /// so a wrong list costs time, not correctness).
+    fn modules(&self) -> &[String] {
+        &[]
+    }
+
     /// Trains the editor on `stream` (a no-op for training-free editors). The model comes back
     /// exactly as it was given, whether training succeeds or fails.
     fn train(&mut self, lm: &mut CausalLm<B>, stream: &[EditBatch]) -> Result<(), MetaError>;

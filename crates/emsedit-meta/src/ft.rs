@@ -54,6 +54,10 @@ impl<B: Backend> Editor<B> for Ft {
         "FT".into()
     }
 
+    fn modules(&self) -> &[String] {
+        &self.config.modules
+    }
+
     fn train(&mut self, _lm: &mut CausalLm<B>, _stream: &[EditBatch]) -> Result<(), MetaError> {
         Ok(())
     }

@@ -818,6 +818,10 @@ impl<B: Backend> Editor<B> for HyperEditor<B> {
         self.config.name.clone()
     }
 
+    fn modules(&self) -> &[String] {
+        &self.config.modules
+    }
+
     fn train(&mut self, lm: &mut CausalLm<B>, stream: &[EditBatch]) -> Result<(), MetaError> {
         self.train_with(lm, stream, None)
     }

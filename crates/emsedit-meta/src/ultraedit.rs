@@ -68,6 +68,10 @@ impl<B: Backend> Editor<B> for UltraEdit<B> {
         }
     }
 
+    fn modules(&self) -> &[String] {
+        &self.config.modules
+    }
+
     fn train(&mut self, _lm: &mut CausalLm<B>, _stream: &[EditBatch]) -> Result<(), MetaError> {
         Ok(())
     }

@@ -84,6 +84,58 @@ fn check(family: &str, top: &str, bottom: &str) {
             "{family}: argmax at {p}"
         );
     }
+    scoring(family, top, bottom);
+}
+
+/// The scoring cache (`top` edited, `bottom` below it): scoring passes after an edit above
+/// the cached block give an uncached model's numbers bit for bit from the saved state; an edit
+/// below empties it; gradient passes do not use it.
+fn scoring(family: &str, top: ModuleId, bottom: ModuleId) {
+    let batch = Golden::load(family).batch();
+    let mut plain = CausalLm::<Cpu>::load(&fixture(family), &cpu()).unwrap();
+    let mut cached = plain.clone();
+    cached.start_scoring_cache(&[top]);
+    let logits = |lm: &CausalLm<Cpu>| values(lm.label_logits(&batch).unwrap()).1;
+    let held = |lm: &CausalLm<Cpu>, n: usize| {
+        format!("{lm:?}").contains(&format!(
+            "scoring: PrefixCache(layer {}, {n} states",
+            top.layer
+        ))
+    };
+    assert_eq!(logits(&cached), logits(&plain), "{family}: a miss");
+    assert!(held(&cached, 1), "{family}: nothing saved");
+    let shift = plain.weight(top).mul_scalar(0.5);
+    for lm in [&mut plain, &mut cached] {
+        lm.apply_shift(top, &shift).unwrap();
+    }
+    assert!(
+        held(&cached, 1),
+        "{family}: an edit above emptied the cache"
+    );
+    let edited = logits(&plain);
+    assert_eq!(logits(&cached), edited, "{family}: a hit after an edit");
+    assert_eq!(
+        flat(&cached.edit_gradients(&batch, &[top]).unwrap()),
+        flat(&plain.edit_gradients(&batch, &[top]).unwrap()),
+        "{family}: gradients"
+    );
+    let shift = plain.weight(bottom).mul_scalar(0.5);
+    for lm in [&mut plain, &mut cached] {
+        lm.apply_shift(bottom, &shift).unwrap();
+    }
+    assert!(held(&cached, 0), "{family}: an edit below kept the states");
+    assert_eq!(
+        logits(&cached),
+        logits(&plain),
+        "{family}: after an edit below"
+    );
+    assert_ne!(
+        logits(&plain),
+        edited,
+        "{family}: the edit below changed nothing"
+    );
+    cached.stop_scoring_cache();
+    assert!(format!("{cached:?}").contains("scoring: PrefixCache(off)"));
 }
 
 #[test]
