@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use emsedit_llm::{Batch, CausalLm, LlmError, LmTokenizer};
-use emsedit_meta::{EditBatch, Editor, MetaError};
+use emsedit_meta::{EditBatch, Editor, MetaError, resolve_modules};
 use emsedit_tensor::burn::tensor::backend::Backend;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -624,12 +624,11 @@ impl std::fmt::Display for Phase {
 }
 
 /// Turns `lm`'s scoring cache on below the modules `editor` changes; off when it names none or
-/// one the model lacks (its edit then reports that).
+/// names them wrongly (its edit then reports that).
 fn start_scoring_cache<B: Backend>(lm: &mut CausalLm<B>, editor: &dyn Editor<B>) {
-    let modules: Option<Vec<_>> = editor.modules().iter().map(|n| lm.module(n).ok()).collect();
-    match modules {
-        Some(modules) => lm.start_scoring_cache(&modules),
-        None => lm.stop_scoring_cache(),
+    match resolve_modules(lm, editor.modules()) {
+        Ok(modules) => lm.start_scoring_cache(&modules),
+        Err(_) => lm.stop_scoring_cache(),
     }
 }
 
