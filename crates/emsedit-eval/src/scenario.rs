@@ -715,7 +715,11 @@ pub fn run_with_progress<B: Backend>(
         });
     }
     progress(Phase::ScoringAfter);
-    let after = scores(&lm, &all)?;
+    // A curve's last point already scores every batch on the final model.
+    let after = match curve.last() {
+        Some(last) if curve.len() == eval_batches.len() => *last,
+        _ => scores(&lm, &all)?,
+    };
     let sequence = if eval.iter().any(|r| r.edit.old_target.is_some()) {
         let pool = |pick: &dyn Fn(&EditRecord) -> Vec<Tuple>| -> Result<f64, RunError> {
             let tuples: Vec<Tuple> = eval.iter().flat_map(pick).collect();

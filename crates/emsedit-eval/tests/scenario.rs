@@ -120,6 +120,9 @@ fn ft_sequential_run_raises_efficacy() {
     let a = run(&mut ft(), &input, &config).unwrap();
     let b = run(&mut ft(), &input, &config).unwrap();
     assert_eq!((a.before, a.after), (b.before, b.after));
+    // The curve run took its final scores from the curve's last point: the same numbers.
+    assert_eq!(report.after, a.after);
+    assert_eq!(report.curve.last(), Some(&a.after));
 }
 
 /// FT that does not say which modules it changes: its runs score without the scoring cache.

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::sync::OnceLock;
 
-use indicatif::{MultiProgress, ProgressBar};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
@@ -17,6 +17,19 @@ fn bars() -> &'static MultiProgress {
 /// A progress bar of `len` steps on stderr (hidden when stderr is not a terminal).
 pub fn bar(len: u64) -> ProgressBar {
     bars().add(ProgressBar::new(len))
+}
+
+/// The bar over a matrix's cells: elapsed time, cells done, the estimate, a message.
+pub fn cells_bar(len: u64) -> ProgressBar {
+    let bar = bar(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} cells (eta {eta}) {wide_msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
 }
 
 /// Writes log lines to stderr with the progress bars suspended.

@@ -16,7 +16,7 @@ use emsedit::eval::scenario::{Phase, Report, Run, run_with_progress};
 use emsedit::eval::synthetic::{FactWorld, Split, WorldConfig};
 use emsedit::llm::{CausalLm, LmTokenizer};
 use emsedit::tensor::burn::tensor::backend::Backend;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
@@ -459,39 +459,15 @@ pub fn run_cells<B: Backend>(
         worlds: HashMap::new(),
         glue: HashMap::new(),
     };
-    let bar = super::progress::bar(pending.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30.cyan/blue}] {pos}/{len} cells (eta {eta}) {wide_msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
+    let bar = super::progress::cells_bar(pending.len() as u64);
     let mut outcome = Outcome::default();
     for (i, cell) in pending.iter().enumerate() {
         bar.set_message(cell.id.clone());
-        info!(
-            "cell {}/{}: {} ({})",
-            i + 1,
-            pending.len(),
-            cell.id,
-            cell.key
-        );
+        log_start(i, pending.len(), cell);
         let mut progress = cell_progress(&bar, &cell.id);
         match run_cell(&mut inputs, cell, &mut progress) {
             Ok(record) => {
-                let r = &record.report;
-                for w in &r.warnings {
-                    warn!("{}: {w}", cell.id);
-                }
-                info!(
-                    "done {}: efficacy {:.1}, generalization {:.1}, specificity {:.1} in {:.1}s",
-                    cell.id,
-                    100.0 * r.after.efficacy,
-                    100.0 * r.after.generalization,
-                    100.0 * r.after.specificity,
-                    record.wall_seconds
-                );
+                log_done(&record);
                 results.append(record)?;
                 outcome.ran += 1;
             }
@@ -504,6 +480,27 @@ pub fn run_cells<B: Backend>(
     }
     finish(&bar);
     Ok(outcome)
+}
+
+/// Logs the start of the `i`-th (from 0) of `n` cells.
+pub fn log_start(i: usize, n: usize, cell: &Cell) {
+    info!("cell {}/{n}: {} ({})", i + 1, cell.id, cell.key);
+}
+
+/// Logs a finished cell's warnings and scores.
+pub fn log_done(record: &Record) {
+    let r = &record.report;
+    for w in &r.warnings {
+        warn!("{}: {w}", record.id);
+    }
+    info!(
+        "done {}: efficacy {:.1}, generalization {:.1}, specificity {:.1} in {:.1}s",
+        record.id,
+        100.0 * r.after.efficacy,
+        100.0 * r.after.generalization,
+        100.0 * r.after.specificity,
+        record.wall_seconds
+    );
 }
 
 fn finish(bar: &ProgressBar) {

@@ -7,47 +7,7 @@ use std::path::{Path, PathBuf};
 use super::runner::{Record, Results};
 use super::*;
 
-const TINY: &str = r#"
-name = "tiny"
-seed = 5
-
-[world]
-seed = 7
-subjects = 40
-train_records = 12
-eval_records = 12
-
-[hyper]
-rank = 8
-blocks = 2
-lr = 1e-3
-
-[models.tiny-gpt2]
-path = "fixtures/llm/gpt2"
-
-[datasets.zsre]
-kind = "synthetic-zsre"
-
-[scenarios.seq-2x4]
-n_edits = 4
-num_seq = 2
-curve = true
-
-[scenarios.batch-8]
-n_edits = 8
-num_seq = 1
-
-[[experiments]]
-name = "main"
-methods = ["ultraedit", "emsedit"]
-
-[[experiments]]
-name = "k"
-methods = ["emsedit"]
-scenarios = ["batch-8"]
-steps = [1]
-seeds = [5, 6]
-"#;
+const TINY: &str = include_str!("../../tests/tiny.toml");
 
 /// A fresh folder for one test (removed first if a previous run left it).
 fn temp_dir(name: &str) -> PathBuf {
@@ -67,6 +27,8 @@ fn options(out: &Path, only_cells: Option<usize>) -> Options {
         list: false,
         device: DeviceKind::Cpu,
         export_reference: None,
+        jobs: None,
+        cell_key: None,
     }
 }
 

@@ -1,0 +1,197 @@
+//! `--jobs N`: up to N cells at once, each in a child `xtask reproduce` process that runs
+//! exactly one cell (`--cell-key`) into its own folder `<out>/.jobs/<key>/` with
+//! `RAYON_NUM_THREADS` = cores / N. The parent appends each finished child's record to the
+//! main `results.jsonl` and removes the folder; a failed child's log stays there. A separate
+//! process per cell keeps each cell's seed, peak memory and thread pool its own.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tracing::{error, info};
+
+use super::matrix::Cell;
+use super::runner::{Outcome, Record, Results};
+
+/// How the children are started.
+#[derive(Debug, Clone)]
+pub struct Jobs {
+    /// Cells at once.
+    pub n: usize,
+    /// The arguments after `reproduce` that name the matrix, device and export folder for a
+    /// child (`--preset NAME` or `--config FILE`, `--device D`, ...).
+    pub args: Vec<OsString>,
+}
+
+/// Threads for each child: `RAYON_NUM_THREADS` when set (children inherit it), else the
+/// machine's cores shared out between the jobs (at least one each).
+pub fn threads_per_job(n: usize) -> usize {
+    let set = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&t| t > 0);
+    set.unwrap_or_else(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        (cores / n.max(1)).max(1)
+    })
+}
+
+struct Running<'a> {
+    cell: &'a Cell,
+    dir: PathBuf,
+    child: Child,
+    started: Instant,
+}
+
+/// Runs `pending` in child processes, at most `jobs.n` at once, appending each finished cell
+/// to `results` in the order the cells finish.
+pub fn run(
+    jobs: &Jobs,
+    out: &Path,
+    pending: &[&Cell],
+    results: &mut Results,
+) -> Result<Outcome, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("the xtask executable: {e}"))?;
+    let threads = threads_per_job(jobs.n);
+    let work = out.join(".jobs");
+    info!(
+        "running up to {} cells at once, {threads} threads each (logs under {})",
+        jobs.n,
+        work.display()
+    );
+    let bar = super::progress::cells_bar(pending.len() as u64);
+    let mut outcome = Outcome::default();
+    let mut queue = pending.iter().enumerate();
+    let mut running: Vec<Running> = Vec::new();
+    loop {
+        while running.len() < jobs.n {
+            let Some((i, &cell)) = queue.next() else {
+                break;
+            };
+            super::runner::log_start(i, pending.len(), cell);
+            match start(&exe, jobs, threads, &work, cell) {
+                Ok(r) => running.push(r),
+                Err(e) => {
+                    error!("cell {} failed: {e}", cell.id);
+                    outcome.failed.push((cell.id.clone(), e));
+                    bar.inc(1);
+                }
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
+        let ids: Vec<&str> = running.iter().map(|r| r.cell.id.as_str()).collect();
+        bar.set_message(ids.join("; "));
+        std::thread::sleep(Duration::from_millis(250));
+        let mut k = 0;
+        while k < running.len() {
+            let status = running[k]
+                .child
+                .try_wait()
+                .map_err(|e| format!("waiting for cell {}: {e}", running[k].cell.id));
+            match status {
+                Ok(None) => k += 1,
+                Ok(Some(status)) => {
+                    let r = running.swap_remove(k);
+                    match collect(&r, status) {
+                        Ok(record) => {
+                            super::runner::log_done(&record);
+                            if let Err(e) = results.append(record) {
+                                // The results file cannot take more: stop the other cells.
+                                for mut other in running {
+                                    let _ = other.child.kill();
+                                }
+                                return Err(e);
+                            }
+                            let _ = std::fs::remove_dir_all(&r.dir);
+                            outcome.ran += 1;
+                        }
+                        Err(e) => {
+                            error!("cell {} failed: {e}", r.cell.id);
+                            outcome.failed.push((r.cell.id.clone(), e));
+                        }
+                    }
+                    bar.inc(1);
+                }
+                Err(e) => {
+                    let mut r = running.swap_remove(k);
+                    let _ = r.child.kill();
+                    error!("{e}");
+                    outcome.failed.push((r.cell.id.clone(), e));
+                    bar.inc(1);
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+    // Left only when a cell failed (its log is inside).
+    let _ = std::fs::remove_dir(&work);
+    Ok(outcome)
+}
+
+/// Starts the child of `cell` in a fresh `<work>/<key>/`, its output in `log` there.
+fn start<'a>(
+    exe: &Path,
+    jobs: &Jobs,
+    threads: usize,
+    work: &Path,
+    cell: &'a Cell,
+) -> Result<Running<'a>, String> {
+    let dir = work.join(&cell.key);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let log_path = dir.join("log");
+    let log =
+        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let child = Command::new(exe)
+        .arg("reproduce")
+        .args(&jobs.args)
+        .arg("--out")
+        .arg(&dir)
+        .arg("--cell-key")
+        .arg(&cell.key)
+        .env("RAYON_NUM_THREADS", threads.to_string())
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", exe.display()))?;
+    Ok(Running {
+        cell,
+        dir,
+        child,
+        started: Instant::now(),
+    })
+}
+
+/// The record a finished child wrote, or why there is none (with the end of its log).
+fn collect(r: &Running, status: ExitStatus) -> Result<Record, String> {
+    let log = r.dir.join("log");
+    let tail = || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(12);
+        format!(
+            "\n    {}\n    (log: {})",
+            lines[from..].join("\n    "),
+            log.display()
+        )
+    };
+    if !status.success() {
+        return Err(format!(
+            "the cell's process ended with {status} after {:.0}s:{}",
+            r.started.elapsed().as_secs_f64(),
+            tail()
+        ));
+    }
+    let results = Results::open(&r.dir.join("results.jsonl"))?;
+    results
+        .get(&r.cell.key)
+        .cloned()
+        .ok_or_else(|| format!("the cell's process wrote no result:{}", tail()))
+}
