@@ -87,11 +87,7 @@ pub fn run(
         std::thread::sleep(Duration::from_millis(250));
         let mut k = 0;
         while k < running.len() {
-            let status = running[k]
-                .child
-                .try_wait()
-                .map_err(|e| format!("waiting for cell {}: {e}", running[k].cell.id));
-            match status {
+            match running[k].child.try_wait() {
                 Ok(None) => k += 1,
                 Ok(Some(status)) => {
                     let r = running.swap_remove(k);
@@ -118,6 +114,7 @@ pub fn run(
                 Err(e) => {
                     let mut r = running.swap_remove(k);
                     let _ = r.child.kill();
+                    let e = format!("waiting for cell {}: {e}", r.cell.id);
                     error!("{e}");
                     outcome.failed.push((r.cell.id.clone(), e));
                     bar.inc(1);
