@@ -74,9 +74,9 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     only_cells: Option<usize>,
     /// Run only the cells whose id contains this text (case-insensitive), e.g. `EMSEdit` or
-    /// `seq-4x8`.
+    /// `seq-4x8`; repeated, the cells that match any of them.
     #[arg(long, value_name = "TEXT")]
-    filter: Option<String>,
+    filter: Vec<String>,
     /// List the cells with their keys and whether they are finished, and stop.
     #[arg(long)]
     list: bool,
@@ -99,6 +99,12 @@ pub struct Args {
     cell_key: Option<String>,
 }
 
+/// Whether a cell id contains one of the (lower-cased) filters; every id matches none given.
+fn matches_filter(id: &str, filters: &[String]) -> bool {
+    let id = id.to_lowercase();
+    filters.is_empty() || filters.iter().any(|f| id.contains(f))
+}
+
 /// What [`execute`] runs.
 #[derive(Debug)]
 pub struct Options {
@@ -110,8 +116,8 @@ pub struct Options {
     pub out: PathBuf,
     /// Run at most this many unfinished cells.
     pub only_cells: Option<usize>,
-    /// Only cells whose id contains this (lower-cased) text.
-    pub filter: Option<String>,
+    /// Only cells whose id contains one of these (lower-cased) texts; empty: every cell.
+    pub filter: Vec<String>,
     /// List and stop.
     pub list: bool,
     /// The device.
@@ -171,7 +177,7 @@ pub fn main(args: Args) -> Result<(), String> {
         root,
         out,
         only_cells: args.only_cells,
-        filter: args.filter.map(|f| f.to_lowercase()),
+        filter: args.filter.iter().map(|f| f.to_lowercase()).collect(),
         list: args.list,
         device,
         export_reference: args.export_reference,
@@ -188,9 +194,7 @@ pub fn execute(opts: &Options) -> Result<(), String> {
     let selected: Vec<&Cell> = cells
         .iter()
         .filter(|c| {
-            opts.filter
-                .as_ref()
-                .is_none_or(|f| c.id.to_lowercase().contains(f))
+            matches_filter(&c.id, &opts.filter)
                 && opts.cell_key.as_ref().is_none_or(|k| &c.key == k)
         })
         .collect();

@@ -23,7 +23,7 @@ fn options(out: &Path, only_cells: Option<usize>) -> Options {
         root,
         out: out.to_path_buf(),
         only_cells,
-        filter: None,
+        filter: Vec::new(),
         list: false,
         device: DeviceKind::Cpu,
         export_reference: None,
@@ -414,11 +414,27 @@ fn the_validation_split_is_the_tail_of_the_train_file() {
 }
 
 #[test]
+fn repeated_filters_select_the_cells_matching_any() {
+    let id = "EMSEdit | smollm2 | zsre | seq-10x10 | seed 1";
+    let f = |v: &[&str]| v.iter().map(|s| s.to_lowercase()).collect::<Vec<_>>();
+    assert!(matches_filter(id, &[]));
+    assert!(matches_filter(
+        id,
+        &f(&["| seed 2", "ZSRE | seq-10x10 | seed 1"])
+    ));
+    assert!(!matches_filter(id, &f(&["| seed 2", "| seed 0"])));
+    assert!(!matches_filter(
+        "EMSEdit | smollm2 | zsre | seq-10x10-glue | seed 0",
+        &f(&["seq-10x10 |"])
+    ));
+}
+
+#[test]
 fn exporting_a_cell_for_the_reference_leaves_its_results_unchanged() {
     let _rng = emsedit::tensor::rng_lock();
     let root = root();
     let only = |out: &Path, export: Option<PathBuf>| Options {
-        filter: Some("emsedit | tiny-gpt2 | zsre | seq-2x4".into()),
+        filter: vec!["emsedit | tiny-gpt2 | zsre | seq-2x4".into()],
         export_reference: export,
         ..options(out, None)
     };
@@ -459,7 +475,7 @@ fn exporting_a_cell_for_the_reference_leaves_its_results_unchanged() {
     // Not a hypernetwork editor: refused, naming the cell.
     let ultra = temp_dir("export-ultra");
     let err = execute(&Options {
-        filter: Some("ultraedit | tiny-gpt2 | zsre | seq-2x4".into()),
+        filter: vec!["ultraedit | tiny-gpt2 | zsre | seq-2x4".into()],
         export_reference: Some(ultra.join("reference")),
         ..options(&ultra, None)
     })
