@@ -37,6 +37,25 @@ pub fn threads_per_job(n: usize) -> usize {
     })
 }
 
+/// The order to start `pending` in: first the cells without an estimate, in matrix order,
+/// then the others longest first, a cell's estimate being the time of a finished cell of its
+/// seed group (`estimate`). With several cells at once, a long cell started last would run
+/// alone at the end while the other cores idle.
+pub fn longest_first<'a>(
+    pending: &[&'a Cell],
+    estimate: impl Fn(&Cell) -> Option<f64>,
+) -> Vec<&'a Cell> {
+    let mut order: Vec<(Option<f64>, &Cell)> = pending.iter().map(|&c| (estimate(c), c)).collect();
+    // Stable: unknown estimates keep their order, equal ones too.
+    order.sort_by(|(a, _), (b, _)| match (a, b) {
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, Some(_)) => std::cmp::Ordering::Less,
+        (Some(_), None) => std::cmp::Ordering::Greater,
+        (Some(a), Some(b)) => b.total_cmp(a),
+    });
+    order.into_iter().map(|(_, c)| c).collect()
+}
+
 struct Running<'a> {
     cell: &'a Cell,
     dir: PathBuf,

@@ -13,6 +13,7 @@ mod runner;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -242,7 +243,15 @@ pub fn execute(opts: &Options) -> Result<(), String> {
         runner::Outcome::default()
     } else if let Some(jobs) = &opts.jobs {
         runner::preflight(&opts.root, &pending)?;
-        jobs::run(jobs, out, &pending, &mut results)?
+        let mut seconds: HashMap<&str, f64> = HashMap::new();
+        for c in cells {
+            if let Some(r) = results.get(&c.key) {
+                let t = seconds.entry(c.group.as_str()).or_insert(0.0);
+                *t = t.max(r.wall_seconds);
+            }
+        }
+        let order = jobs::longest_first(&pending, |c| seconds.get(c.group.as_str()).copied());
+        jobs::run(jobs, out, &order, &mut results)?
     } else {
         match opts.device {
             DeviceKind::Cpu => runner::run_cells::<emsedit::Cpu>(

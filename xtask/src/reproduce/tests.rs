@@ -414,6 +414,21 @@ fn the_validation_split_is_the_tail_of_the_train_file() {
 }
 
 #[test]
+fn cells_with_an_estimate_start_longest_first_after_the_others() {
+    let m = Matrix::parse(TINY, "tiny.toml", &root()).unwrap();
+    let cells: Vec<&Cell> = m.cells.iter().take(5).collect();
+    assert_eq!(cells.len(), 5);
+    let at = |c: &Cell| cells.iter().position(|x| x.key == c.key).unwrap();
+    let order = jobs::longest_first(&cells, |c| match at(c) {
+        1 | 3 => Some(5.0),
+        2 => Some(9.0),
+        _ => None,
+    });
+    let order: Vec<usize> = order.into_iter().map(at).collect();
+    assert_eq!(order, [0, 4, 2, 1, 3]);
+}
+
+#[test]
 fn repeated_filters_select_the_cells_matching_any() {
     let id = "EMSEdit | smollm2 | zsre | seq-10x10 | seed 1";
     let f = |v: &[&str]| v.iter().map(|s| s.to_lowercase()).collect::<Vec<_>>();
