@@ -15,6 +15,9 @@ mkdir -p "$OUT"
 cd "$ROOT"
 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 "$VENV/bin/python" \
   "$ROOT/scripts/bench-reference/passes.py" "$MODELS/smollm2-135m" >"$OUT/passes-pytorch.json"
+# Criterion keeps every case it ever ran under the group: start empty, so that the medians
+# read below are this run's.
+rm -rf "$ROOT/target/criterion/smollm2_b8x11"
 cargo bench -p emsedit-llm --bench smollm2 -- --noplot
 # criterion's medians, in seconds, by bench name.
 "$VENV/bin/python" - "$ROOT/target/criterion/smollm2_b8x11" >"$OUT/passes-rust.json" <<'PY'

@@ -216,8 +216,10 @@ PASSES = [
      "forward_backward_s", False),
     ("the same rows as two micro-batches of 4, one pass each (cached)",
      "two_micro_batches_of_4_prefix_cached", "forward_backward_s", False),
-    ("those two micro-batches packed into one row, one pass (cached; what the editors run)",
+    ("those two micro-batches packed, a pass per core (cached; what the editors run)",
      "two_micro_batches_of_4_packed_prefix_cached", "forward_backward_s", False),
+    ("those two micro-batches packed, one pass (cached)",
+     "two_micro_batches_of_4_packed_one_pass", "forward_backward_s", False),
 ]
 
 

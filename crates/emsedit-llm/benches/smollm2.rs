@@ -4,8 +4,10 @@
 //! backward an edit step runs (keys, output gradients and Γ of the 12 edited modules of
 //! `src/models.toml`), from the embeddings and from the prefix cache; and the same 8 rows as
 //! two micro-batches of 4 (the spec's edit micro-batches, one pass each): what a pass costs
-//! beyond its tokens (docs/performance.md); and those two packed into one row, one pass
-//! (`CausalLm::edit_gradients_packed`, what the editors run).
+//! beyond its tokens (docs/performance.md); and those two packed into rows
+//! (`CausalLm::edit_gradients_packed`, what the editors run), split into a pass per core
+//! (the CPU default, `emsedit_llm::parts`) and as one pass. The cases before the last
+//! split their rows the same way.
 //!
 //! Needs `cargo xtask fetch-models` (the models cache: `$EMSEDIT_MODELS_DIR`, else
 //! `~/.cache/emsedit/models`). `cargo bench -p emsedit-llm --bench smollm2`.
@@ -96,6 +98,14 @@ fn bench(c: &mut Criterion) {
     });
     // The same two micro-batches packed into one row, one pass (what the editors run now).
     group.bench_function("two_micro_batches_of_4_packed_prefix_cached", |b| {
+        b.iter(|| {
+            let g = lm.edit_gradients_packed(&halves, &modules).unwrap();
+            black_box(g.gammas[0].clone().into_data());
+        })
+    });
+    // The same packed pass unsplit: one pass over both rows instead of one per core.
+    lm.set_pass_parts(1);
+    group.bench_function("two_micro_batches_of_4_packed_one_pass", |b| {
         b.iter(|| {
             let g = lm.edit_gradients_packed(&halves, &modules).unwrap();
             black_box(g.gammas[0].clone().into_data());

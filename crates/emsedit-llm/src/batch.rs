@@ -226,6 +226,35 @@ impl Batch {
         Ok(out)
     }
 
+    /// Rows `rows` as a batch of their own, without the columns past the last real token or
+    /// label of any of them (padding only).
+    pub(crate) fn rows(&self, rows: std::ops::Range<usize>) -> Batch {
+        let time = self.time;
+        let span = rows.start * time..rows.end * time;
+        let used = |t: usize| {
+            span.clone()
+                .step_by(time.max(1))
+                .any(|row| self.attention_mask[row + t] != 0 || self.labels[row + t] != IGNORE)
+        };
+        let width = (0..time)
+            .rev()
+            .find(|&t| used(t))
+            .map_or(time.min(1), |t| t + 1);
+        let take = |v: &[i64]| -> Vec<i64> {
+            v[span.clone()]
+                .chunks(time.max(1))
+                .flat_map(|row| row[..width].iter().copied())
+                .collect()
+        };
+        Batch {
+            batch: rows.len(),
+            time: width,
+            input_ids: take(&self.input_ids),
+            attention_mask: take(&self.attention_mask),
+            labels: take(&self.labels),
+        }
+    }
+
     /// Flat indices (row-major) of the positions with a label.
     pub fn label_positions(&self) -> Vec<i64> {
         (0..self.labels.len())

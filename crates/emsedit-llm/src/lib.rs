@@ -69,6 +69,7 @@ pub mod layers;
 pub mod llama;
 mod lm;
 pub mod models_cache;
+pub mod parts;
 pub mod patch;
 pub mod prefix;
 pub mod pretrain;

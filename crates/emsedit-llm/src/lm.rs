@@ -6,6 +6,7 @@ use burn::backend::Autodiff;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use rayon::prelude::*;
 
 use crate::LlmError;
 use crate::batch::Batch;
@@ -16,6 +17,7 @@ use crate::gpt2::{self, Gpt2};
 use crate::gptj::{self, Gptj};
 use crate::layers::{Affine, Input, Positions};
 use crate::llama::{self, Llama};
+use crate::parts::{CPU_PASS_PARTS, batch_parts, join, position_weights, row_parts};
 use crate::prefix::{MAX_SCORING_BYTES, PrefixCache};
 use crate::taps::{ModuleId, Taps};
 use crate::weights::Weights;
@@ -79,6 +81,8 @@ pub struct CausalLm<B: Backend> {
     prefix: PrefixCache<B>,
     /// States for scoring passes (no gradient), kept across edits: [`CausalLm::start_scoring_cache`].
     scoring: PrefixCache<B>,
+    /// Parts a pass over several rows is split into: [`CausalLm::set_pass_parts`].
+    parts: usize,
 }
 
 impl<B: Backend> CausalLm<B> {
@@ -103,6 +107,7 @@ impl<B: Backend> CausalLm<B> {
             device: device.clone(),
             prefix: PrefixCache::off(),
             scoring: PrefixCache::off(),
+            parts: default_parts::<B>(),
         })
     }
 
@@ -115,6 +120,7 @@ impl<B: Backend> CausalLm<B> {
             device: device.clone(),
             prefix: PrefixCache::off(),
             scoring: PrefixCache::off(),
+            parts: default_parts::<B>(),
         }
     }
 
@@ -278,6 +284,21 @@ impl<B: Backend> CausalLm<B> {
         }
     }
 
+    /// Splits each label-logit and gradient pass over several rows into up to `parts` passes
+    /// over consecutive rows, run in parallel (1: never split). The default is
+    /// [`crate::parts::CPU_PASS_PARTS`] on the CPU backends, where one pass over a small batch
+    /// leaves a core mostly idle, and 1 on others. Rows are independent, so the results are
+    /// one pass's up to float rounding (Γ and losses are sums over the parts); they depend on
+    /// this setting, never on the number of threads.
+    pub fn set_pass_parts(&mut self, parts: usize) {
+        self.parts = parts.max(1);
+    }
+
+    /// The parts a pass is split into: [`CausalLm::set_pass_parts`].
+    pub fn pass_parts(&self) -> usize {
+        self.parts
+    }
+
     /// Turns the prefix cache off and frees what it holds.
     pub fn stop_prefix_cache(&mut self) {
         self.prefix.stop();
@@ -344,7 +365,20 @@ impl<B: Backend> CausalLm<B> {
     /// Logits at the batch's labelled positions (N × V, in [`Batch::label_positions`]
     /// order): the head runs only there.
     pub fn label_logits(&self, batch: &Batch) -> Result<Tensor<B, 2>, LlmError> {
-        self.logits_at(batch, &labelled(batch)?)
+        let positions = labelled(batch)?;
+        let parts = row_parts(batch, self.parts);
+        if parts.len() < 2 {
+            return self.logits_at(batch, &positions);
+        }
+        batch.validate(self.vocab_size(), self.context_len())?;
+        let logits = parts
+            .into_par_iter()
+            .map(|rows| {
+                let part = batch.rows(rows);
+                self.logits_at(&part, &part.label_positions())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Tensor::cat(logits, 0))
     }
 
     /// Logits at the flat rows `positions` (N × V).
@@ -415,10 +449,7 @@ impl<B: Backend> CausalLm<B> {
         let packed = (batch.batch > 1 && !batch.packed())
             .then(|| Batch::pack(std::slice::from_ref(batch)).ok())
             .flatten();
-        let logits = match &packed {
-            Some(p) => self.logits_at(p, &p.label_positions())?,
-            None => self.logits_at(batch, &positions)?,
-        };
+        let logits = self.label_logits(packed.as_ref().unwrap_or(batch))?;
         Ok(Some((positions, logits)))
     }
 
@@ -534,7 +565,7 @@ impl<B: Backend> CausalLm<B> {
     /// Mean cross-entropy over labelled positions.
     pub fn loss(&self, batch: &Batch) -> Result<f32, LlmError> {
         let positions = labelled(batch)?;
-        let logits = self.logits_at(batch, &positions)?;
+        let logits = self.label_logits(batch)?;
         Ok(label_cross_entropy(logits, batch, &positions)
             .into_scalar()
             .elem())
@@ -567,7 +598,9 @@ impl<B: Backend> CausalLm<B> {
     /// cross-entropies, so each position's output gradient is the one its own micro-batch's
     /// pass gives, Γ is the sum of theirs, and keys and output gradients come micro-batch
     /// after micro-batch, as the separate passes' stacked. The same numbers up to float
-    /// rounding, for one pass's fixed costs and no padding.
+    /// rounding, for one pass's fixed costs and no padding. With [`CausalLm::set_pass_parts`]
+    /// above 1 (the CPU default) the micro-batches are split into that many parts of about
+    /// equal tokens, each packed and passed on its own, in parallel ([`crate::parts`]).
     pub fn edit_gradients_packed(
         &self,
         micro: &[Batch],
@@ -600,8 +633,29 @@ impl<B: Backend> CausalLm<B> {
         if let Some(shifts) = shifts {
             self.check_shifts(modules, shifts)?;
         }
-        let packed = Batch::pack(micro)?;
-        self.gradients_with(&packed, modules, objective, shifts, Some(&counts))
+        let parts = batch_parts(micro, self.parts);
+        if parts.len() < 2 {
+            let packed = Batch::pack(micro)?;
+            return self.gradients_with(&packed, modules, objective, shifts, Some(&counts));
+        }
+        // Whole micro-batches per part, each part packed on its own: no row is padded to
+        // another part's longest.
+        let reference = kl_reference(objective, counts.iter().sum())?;
+        let mut jobs = Vec::with_capacity(parts.len());
+        let mut at = 0;
+        for range in parts {
+            let packed = Batch::pack(&micro[range.clone()])?;
+            packed.validate(self.vocab_size(), self.context_len())?;
+            let counts = counts[range].to_vec();
+            let n: usize = counts.iter().sum();
+            jobs.push(Part {
+                reference: reference.map(|r| r.clone().narrow(0, at, n)),
+                batch: packed,
+                loss: PartLoss::Groups(counts),
+            });
+            at += n;
+        }
+        self.gradient_parts(jobs, modules, shifts)
     }
 
     /// [`CausalLm::gradients`] of the model with `shifts` added to `modules` (one a×b shift
@@ -636,6 +690,9 @@ impl<B: Backend> CausalLm<B> {
         Ok(())
     }
 
+    /// The gradients of the loss `groups` defines (the sum of consecutive groups' means, or
+    /// one mean), in one pass or split by rows ([`crate::parts`]) with each position weighted
+    /// by one over its group's size.
     fn gradients_with(
         &self,
         batch: &Batch,
@@ -645,6 +702,64 @@ impl<B: Backend> CausalLm<B> {
         groups: Option<&[usize]>,
     ) -> Result<EditGrads<B>, LlmError> {
         batch.validate(self.vocab_size(), self.context_len())?;
+        let parts = row_parts(batch, self.parts);
+        if parts.len() < 2 {
+            return self.gradient_pass(batch, modules, objective, stale, Weighting::Groups(groups));
+        }
+        let n = labelled(batch)?.len();
+        let weights = position_weights(n, groups)?;
+        let reference = kl_reference(objective, n)?;
+        let mut jobs = Vec::with_capacity(parts.len());
+        let mut at = 0;
+        for rows in parts {
+            let part = batch.rows(rows);
+            let count = part.label_positions().len();
+            let weights = weights
+                .get(at..at + count)
+                .ok_or_else(|| LlmError::Batch("a part's labels past the batch's".into()))?;
+            jobs.push(Part {
+                reference: reference.map(|r| r.clone().narrow(0, at, count)),
+                batch: part,
+                loss: PartLoss::Each(weights.to_vec()),
+            });
+            at += count;
+        }
+        self.gradient_parts(jobs, modules, stale)
+    }
+
+    /// The parts' passes in parallel, joined as one pass's gradients.
+    fn gradient_parts(
+        &self,
+        parts: Vec<Part<B>>,
+        modules: &[ModuleId],
+        stale: Option<&[Tensor<B, 2>]>,
+    ) -> Result<EditGrads<B>, LlmError> {
+        let grads = parts
+            .into_par_iter()
+            .map(|part| {
+                let objective = match &part.reference {
+                    Some(r) => Objective::Kl(r),
+                    None => Objective::CrossEntropy,
+                };
+                let weighting = match &part.loss {
+                    PartLoss::Groups(counts) => Weighting::Groups(Some(counts)),
+                    PartLoss::Each(weights) => Weighting::Each(weights),
+                };
+                self.gradient_pass(&part.batch, modules, objective, stale, weighting)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        join(grads)
+    }
+
+    /// One forward and backward pass over `batch` for [`CausalLm::gradients_with`].
+    fn gradient_pass(
+        &self,
+        batch: &Batch,
+        modules: &[ModuleId],
+        objective: Objective<B>,
+        stale: Option<&[Tensor<B, 2>]>,
+        weighting: Weighting,
+    ) -> Result<EditGrads<B>, LlmError> {
         let device = &self.device;
         let positions = labelled(batch)?;
         let mut taps = Taps::<Autodiff<B>>::new(modules, true);
@@ -665,9 +780,13 @@ impl<B: Backend> CausalLm<B> {
             Objective::CrossEntropy => label_log_likelihood(logits, batch, &positions).neg(),
             Objective::Kl(reference) => kl_rows(logits, reference)?,
         };
-        let loss = match groups {
-            None => per_row.mean(),
-            Some(counts) => group_means(per_row, counts),
+        let loss = match weighting {
+            Weighting::Groups(None) => per_row.mean(),
+            Weighting::Groups(Some(counts)) => group_means(per_row, counts),
+            Weighting::Each(w) => {
+                let w = TensorData::new(w.to_vec(), [w.len()]);
+                (per_row * Tensor::from_data(w, device)).sum()
+            }
         };
         let loss_value: f32 = loss.clone().inner().into_scalar().elem();
         let grads = loss.backward();
@@ -698,6 +817,59 @@ impl<B: Backend> CausalLm<B> {
             );
         }
         Ok(out)
+    }
+}
+
+/// How a pass's per-position losses make its loss.
+#[derive(Clone, Copy)]
+enum Weighting<'a> {
+    /// The sum of consecutive groups' means (`counts` positions each), or one mean.
+    Groups(Option<&'a [usize]>),
+    /// The sum weighted position by position.
+    Each(&'a [f32]),
+}
+
+/// One part of a split gradient pass: its rows, how its positions' losses add up, and (KL)
+/// its rows of the reference logits.
+struct Part<B: Backend> {
+    batch: Batch,
+    loss: PartLoss,
+    reference: Option<Tensor<B, 2>>,
+}
+
+/// [`Weighting`], owned.
+enum PartLoss {
+    Groups(Vec<usize>),
+    Each(Vec<f32>),
+}
+
+/// A KL objective's reference logits, checked against the `n` labelled positions.
+fn kl_reference<'a, B: Backend>(
+    objective: Objective<'a, B>,
+    n: usize,
+) -> Result<Option<&'a Tensor<B, 2>>, LlmError> {
+    match objective {
+        Objective::Kl(r) if r.dims()[0] != n => Err(LlmError::Batch(format!(
+            "reference logits for {} positions, the batch labels {n}",
+            r.dims()[0]
+        ))),
+        Objective::Kl(r) => Ok(Some(r)),
+        Objective::CrossEntropy => Ok(None),
+    }
+}
+
+/// The parts a pass is split into by default: [`crate::parts::CPU_PASS_PARTS`] on the CPU
+/// backends, 1 elsewhere (a GPU runs one pass's work in parallel already).
+fn default_parts<B: Backend>() -> usize {
+    use std::any::TypeId;
+    let cpu = [
+        TypeId::of::<emsedit_tensor::Cpu>(),
+        TypeId::of::<emsedit_tensor::NdArrayCpu>(),
+    ];
+    if cpu.contains(&TypeId::of::<B>()) {
+        CPU_PASS_PARTS
+    } else {
+        1
     }
 }
 

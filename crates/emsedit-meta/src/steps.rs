@@ -6,6 +6,7 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use emsedit_llm::{Batch, CausalLm, ModuleId};
 use emsedit_tensor::{Adam, AdamConfig, clip_coefficient, grad_norm};
+use rayon::prelude::*;
 
 use crate::MetaError;
 use crate::hypernet::{HyperConfig, HyperNet, Params};
@@ -62,9 +63,9 @@ pub type Cache<B> = (Tensor<B, 2>, Tensor<B, 2>);
 
 /// CACHE (spec §2.3): keys and output gradients of every module at answer positions of the
 /// edit micro-batches, stacked; each micro-batch's rows also update the normalizer of the
-/// module's network, one module after another. One pass runs over all the micro-batches
-/// packed together ([`CausalLm::edit_gradients_packed`]): the same rows as a pass per
-/// micro-batch.
+/// module's network, one module after another. The micro-batches run packed together
+/// ([`CausalLm::edit_gradients_packed`]; on the CPU one pass per core): the same rows as a
+/// pass per micro-batch.
 pub fn cache<B: Backend>(
     lm: &CausalLm<B>,
     edit: &[Batch],
@@ -87,7 +88,9 @@ pub fn cache<B: Backend>(
     Ok(grads.keys.into_iter().zip(grads.out_grads).collect())
 }
 
-/// PREDICT for every module with the networks of one step.
+/// PREDICT for every module with the networks of one step, the modules in parallel (each
+/// module's shift depends only on its own cache and its network: the same numbers as one
+/// after another).
 pub fn predict_all<B: Backend>(
     caches: &[Cache<B>],
     groups: &Groups,
@@ -95,7 +98,7 @@ pub fn predict_all<B: Backend>(
     predictor: Predictor,
 ) -> Result<Vec<Prediction<B>>, MetaError> {
     caches
-        .iter()
+        .par_iter()
         .zip(&groups.place)
         .map(|((k, g), &(group, j))| predict(&nets[group], predictor, k, g, j))
         .collect()
@@ -139,7 +142,7 @@ pub fn revert_keep<B: Backend>(
 }
 
 /// Γ_m of the generalization loss: the sum over micro-batches of their mean cross-entropy,
-/// from one pass over them packed together.
+/// from a pass over them packed together ([`CausalLm::edit_gradients_packed`]).
 pub fn gen_gammas<B: Backend>(
     lm: &CausalLm<B>,
     equiv: &[Batch],

@@ -138,6 +138,20 @@ impl Results {
     }
 }
 
+/// `EMSEDIT_PASS_PARTS`: the parts each pass over several rows is split into
+/// (`CausalLm::set_pass_parts`; 1 never splits), when set.
+fn pass_parts() -> Result<Option<usize>, String> {
+    match std::env::var("EMSEDIT_PASS_PARTS") {
+        Err(_) => Ok(None),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(Some(n)),
+            _ => Err(format!(
+                "EMSEDIT_PASS_PARTS = {v:?}: expected a whole number of parts, 1 or more"
+            )),
+        },
+    }
+}
+
 /// Train and eval records, and the records the loaders skipped.
 type Split2 = (Vec<EditRecord>, Vec<EditRecord>, Vec<Skipped>);
 
@@ -160,7 +174,10 @@ impl<B: Backend> Inputs<B> {
         if !self.models.contains_key(&cell.model_path) {
             let dir = resolve(&self.root, &cell.model_path);
             info!("loading model {} from {}", cell.model, dir.display());
-            let lm = CausalLm::<B>::load(&dir, &self.device).map_err(|e| e.to_string())?;
+            let mut lm = CausalLm::<B>::load(&dir, &self.device).map_err(|e| e.to_string())?;
+            if let Some(parts) = pass_parts()? {
+                lm.set_pass_parts(parts);
+            }
             let tok = LmTokenizer::load_dir(&dir).map_err(|e| e.to_string())?;
             self.models.insert(cell.model_path.clone(), (lm, tok));
         }

@@ -6,6 +6,7 @@ mod families;
 mod golden;
 mod loading;
 mod packed;
+mod parts;
 mod prefix;
 mod stale;
 mod tokens;

@@ -59,7 +59,7 @@ fn separate(grads: &[EditGrads<Cpu>]) -> Vec<Vec<f64>> {
 }
 
 /// The same parts of one packed pass.
-fn joined(g: &EditGrads<Cpu>) -> Vec<Vec<f64>> {
+pub fn joined(g: &EditGrads<Cpu>) -> Vec<Vec<f64>> {
     let mut out = vec![vec![g.loss as f64]];
     for m in 0..g.gammas.len() {
         out.push(values(g.keys[m].clone()).1);
@@ -69,7 +69,7 @@ fn joined(g: &EditGrads<Cpu>) -> Vec<Vec<f64>> {
     out
 }
 
-fn agree(family: &str, what: &str, got: &[Vec<f64>], want: &[Vec<f64>], tol: f64) {
+pub fn agree(family: &str, what: &str, got: &[Vec<f64>], want: &[Vec<f64>], tol: f64) {
     assert_eq!(want.len(), got.len());
     for (i, (a, b)) in got.iter().zip(want).enumerate() {
         assert_eq!(
