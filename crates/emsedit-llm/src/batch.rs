@@ -226,28 +226,42 @@ impl Batch {
         Ok(out)
     }
 
-    /// Rows `rows` as a batch of their own, without the columns past the last real token or
-    /// label of any of them (padding only).
+    /// Rows `rows` as a batch of their own.
     pub(crate) fn rows(&self, rows: std::ops::Range<usize>) -> Batch {
-        let time = self.time;
-        let span = rows.start * time..rows.end * time;
+        let span = rows.start * self.time..rows.end * self.time;
+        Batch {
+            batch: rows.len(),
+            time: self.time,
+            input_ids: self.input_ids[span.clone()].to_vec(),
+            attention_mask: self.attention_mask[span.clone()].to_vec(),
+            labels: self.labels[span].to_vec(),
+        }
+    }
+
+    /// The batch without the columns past the last real token or label of every row
+    /// (padding only).
+    pub(crate) fn trimmed(self) -> Batch {
+        let time = self.time.max(1);
         let used = |t: usize| {
-            span.clone()
-                .step_by(time.max(1))
-                .any(|row| self.attention_mask[row + t] != 0 || self.labels[row + t] != IGNORE)
+            (0..self.batch).any(|r| {
+                let i = r * time + t;
+                self.attention_mask[i] != 0 || self.labels[i] != IGNORE
+            })
         };
-        let width = (0..time)
+        let width = (0..self.time)
             .rev()
             .find(|&t| used(t))
-            .map_or(time.min(1), |t| t + 1);
+            .map_or(self.time.min(1), |t| t + 1);
+        if width == self.time {
+            return self;
+        }
         let take = |v: &[i64]| -> Vec<i64> {
-            v[span.clone()]
-                .chunks(time.max(1))
+            v.chunks(time)
                 .flat_map(|row| row[..width].iter().copied())
                 .collect()
         };
         Batch {
-            batch: rows.len(),
+            batch: self.batch,
             time: width,
             input_ids: take(&self.input_ids),
             attention_mask: take(&self.attention_mask),

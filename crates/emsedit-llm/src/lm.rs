@@ -6,7 +6,7 @@ use burn::backend::Autodiff;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
-use rayon::prelude::*;
+use emsedit_tensor::threads::scoped_map;
 
 use crate::LlmError;
 use crate::batch::Batch;
@@ -17,7 +17,7 @@ use crate::gpt2::{self, Gpt2};
 use crate::gptj::{self, Gptj};
 use crate::layers::{Affine, Input, Positions};
 use crate::llama::{self, Llama};
-use crate::parts::{CPU_PASS_PARTS, batch_parts, join, position_weights, row_parts};
+use crate::parts::{CPU_PASS_PARTS, batch_parts, join, position_weights, row_parts, token_parts};
 use crate::prefix::{MAX_SCORING_BYTES, PrefixCache};
 use crate::taps::{ModuleId, Taps};
 use crate::weights::Weights;
@@ -371,13 +371,12 @@ impl<B: Backend> CausalLm<B> {
             return self.logits_at(batch, &positions);
         }
         batch.validate(self.vocab_size(), self.context_len())?;
-        let logits = parts
-            .into_par_iter()
-            .map(|rows| {
-                let part = batch.rows(rows);
-                self.logits_at(&part, &part.label_positions())
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let logits = scoped_map(parts, |rows| {
+            let part = batch.rows(rows).trimmed();
+            self.logits_at(&part, &part.label_positions())
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
         Ok(Tensor::cat(logits, 0))
     }
 
@@ -408,9 +407,18 @@ impl<B: Backend> CausalLm<B> {
         Ok(old)
     }
 
-    /// Logits (batch × time × V).
+    /// Logits (batch × time × V); split by rows into [`CausalLm::set_pass_parts`] passes
+    /// run in parallel when the batch has several rows.
     pub fn forward(&self, batch: &Batch) -> Result<Tensor<B, 3>, LlmError> {
-        self.logits(batch, None)
+        let parts = token_parts(batch, self.parts);
+        if parts.len() < 2 {
+            return self.logits(batch, None);
+        }
+        batch.validate(self.vocab_size(), self.context_len())?;
+        let logits = scoped_map(parts, |rows| self.logits(&batch.rows(rows), None))
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Tensor::cat(logits, 0))
     }
 
     /// The most likely next token at every position (batch × time, row-major).
@@ -712,7 +720,7 @@ impl<B: Backend> CausalLm<B> {
         let mut jobs = Vec::with_capacity(parts.len());
         let mut at = 0;
         for rows in parts {
-            let part = batch.rows(rows);
+            let part = batch.rows(rows).trimmed();
             let count = part.label_positions().len();
             let weights = weights
                 .get(at..at + count)
@@ -734,20 +742,19 @@ impl<B: Backend> CausalLm<B> {
         modules: &[ModuleId],
         stale: Option<&[Tensor<B, 2>]>,
     ) -> Result<EditGrads<B>, LlmError> {
-        let grads = parts
-            .into_par_iter()
-            .map(|part| {
-                let objective = match &part.reference {
-                    Some(r) => Objective::Kl(r),
-                    None => Objective::CrossEntropy,
-                };
-                let weighting = match &part.loss {
-                    PartLoss::Groups(counts) => Weighting::Groups(Some(counts)),
-                    PartLoss::Each(weights) => Weighting::Each(weights),
-                };
-                self.gradient_pass(&part.batch, modules, objective, stale, weighting)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let grads = scoped_map(parts, |part| {
+            let objective = match &part.reference {
+                Some(r) => Objective::Kl(r),
+                None => Objective::CrossEntropy,
+            };
+            let weighting = match &part.loss {
+                PartLoss::Groups(counts) => Weighting::Groups(Some(counts)),
+                PartLoss::Each(weights) => Weighting::Each(weights),
+            };
+            self.gradient_pass(&part.batch, modules, objective, stale, weighting)
+        })
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
         join(grads)
     }
 

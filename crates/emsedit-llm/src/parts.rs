@@ -1,10 +1,11 @@
-//! Passes split by rows: a batch of several rows runs as a few parts of consecutive rows, one
-//! pass each, in parallel (rayon), and the parts' results are joined.
+//! Passes split by rows: a batch of several rows runs as a few parts of consecutive rows (or
+//! of whole micro-batches), one pass each, in parallel on scoped threads
+//! ([`emsedit_tensor::threads::scoped_map`]), and the parts' results are joined.
 //!
 //! On the CPU one pass over a small batch leaves the second core mostly idle: the products
 //! are 40–260 rows tall and every element-wise operation runs on one thread, so a second
 //! thread speeds a pass up by only 1.1–1.3×. Two passes over half the rows each, one per
-//! core, take about two thirds of the time of one pass over all of them
+//! core, take one half to two thirds of the time of one pass over all of them
 //! (docs/performance.md). Rows are independent in a forward pass (a packed row's sequences
 //! attend only within the row), so each row's outputs are what one pass gives up to float
 //! rounding, and a loss that sums weighted positions is the sum of the parts' losses.
@@ -31,21 +32,33 @@ pub const MIN_PART_TOKENS: usize = 16;
 /// holding a labelled position and at least [`MIN_PART_TOKENS`] tokens; one range (all rows)
 /// when the batch cannot be split that way.
 pub fn row_parts(batch: &Batch, parts: usize) -> Vec<Range<usize>> {
-    let time = batch.time.max(1);
-    let tokens: Vec<usize> = batch
-        .attention_mask
-        .chunks(time)
-        .map(|r| r.iter().filter(|&&m| m != 0).count())
-        .collect();
     let labelled: Vec<bool> = batch
         .labels
-        .chunks(time)
+        .chunks(batch.time.max(1))
         .map(|r| r.iter().any(|&l| l != crate::IGNORE))
         .collect();
-    if tokens.len() != batch.batch {
-        return std::iter::once(0..batch.batch).collect();
+    match row_tokens(batch) {
+        Some(tokens) => balanced(&tokens, &labelled, parts),
+        None => std::iter::once(0..batch.batch).collect(),
     }
-    balanced(&tokens, &labelled, parts)
+}
+
+/// [`row_parts`] without the labels: parts of a forward pass over every position.
+pub(crate) fn token_parts(batch: &Batch, parts: usize) -> Vec<Range<usize>> {
+    match row_tokens(batch) {
+        Some(tokens) => balanced(&tokens, &vec![true; tokens.len()], parts),
+        None => std::iter::once(0..batch.batch).collect(),
+    }
+}
+
+/// Real tokens per row, when the mask has the batch's rows.
+fn row_tokens(batch: &Batch) -> Option<Vec<usize>> {
+    let tokens: Vec<usize> = batch
+        .attention_mask
+        .chunks(batch.time.max(1))
+        .map(|r| r.iter().filter(|&&m| m != 0).count())
+        .collect();
+    (tokens.len() == batch.batch).then_some(tokens)
 }
 
 /// [`row_parts`] for whole micro-batches: up to `parts` ranges of consecutive batches with
@@ -215,6 +228,19 @@ mod tests {
         );
         assert_eq!(batch_parts(&rows(&[30, 10, 10, 10]), 2), vec![0..1, 1..4]);
         assert_eq!(batch_parts(&rows(&[40]), 2), vec![0..1]);
+    }
+
+    #[test]
+    fn a_part_drops_the_columns_only_padding_fills() {
+        let b = batch(&[6, 3, 2]);
+        let part = b.rows(1..3);
+        assert_eq!((part.batch, part.time), (2, 6));
+        let part = part.trimmed();
+        assert_eq!((part.batch, part.time), (2, 3));
+        assert_eq!(part.attention_mask, vec![1, 1, 1, 1, 1, 0]);
+        assert_eq!(part.labels, vec![IGNORE, IGNORE, 7, IGNORE, 7, IGNORE]);
+        let whole = b.clone().trimmed();
+        assert_eq!(whole, b);
     }
 
     #[test]

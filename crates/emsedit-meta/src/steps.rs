@@ -5,6 +5,7 @@
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use emsedit_llm::{Batch, CausalLm, ModuleId};
+use emsedit_tensor::threads::scoped_map;
 use emsedit_tensor::{Adam, AdamConfig, clip_coefficient, grad_norm};
 use rayon::prelude::*;
 
@@ -156,7 +157,8 @@ pub fn gen_gammas<B: Backend>(
     Ok(lm.edit_gradients_packed(equiv, &groups.modules)?.gammas)
 }
 
-/// Adds every module's meta-gradient to its network's accumulator.
+/// Adds every module's meta-gradient to its network's accumulator (computed in parallel,
+/// added in module order).
 pub fn accumulate<B: Backend>(
     acc: &mut [Params<B>],
     nets: &[HyperNet<B>],
@@ -164,9 +166,16 @@ pub fn accumulate<B: Backend>(
     preds: &[Prediction<B>],
     gammas: &[Tensor<B, 2>],
 ) -> Result<(), MetaError> {
-    for ((pred, gamma), &(group, _)) in preds.iter().zip(gammas).zip(&groups.place) {
-        let g = metagrad(&nets[group], pred, gamma)?;
-        acc[group] = acc[group].add(&g);
+    // The modules' meta-gradients in parallel (each runs a backward pass: scoped threads,
+    // not rayon's workers), added in module order (the same sums).
+    let jobs: Vec<_> = preds.iter().zip(gammas).zip(&groups.place).collect();
+    let grads = scoped_map(jobs, |((pred, gamma), &(group, _))| {
+        metagrad(&nets[group], pred, gamma)
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
+    for (g, &(group, _)) in grads.iter().zip(&groups.place) {
+        acc[group] = acc[group].add(g);
     }
     Ok(())
 }

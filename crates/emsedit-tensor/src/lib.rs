@@ -37,6 +37,7 @@ pub mod host;
 mod normalizer;
 mod optim;
 mod ridge;
+pub mod threads;
 
 pub use alloc::{MMAP_THRESHOLD, reuse_freed_memory};
 pub use burn;

@@ -64,6 +64,13 @@ fn check(family: &str) {
     let got = flat(&split.edit_gradients(&pack, &modules).unwrap());
     agree(family, "mean cross-entropy", &got, &want, 1e-5);
 
+    // Every logit of a forward pass over several rows.
+    let want = values(whole.forward(&pack).unwrap());
+    let got = values(split.forward(&pack).unwrap());
+    assert_eq!(got.0, want.0, "{family}: forward shape");
+    let err = rel_diff(&got.1, &want.1);
+    assert!(err <= 1e-5, "{family}: forward logits differ by {err:e}");
+
     // Label logits, and a KL against them after a shift of the top module.
     let reference = whole.label_logits(&pack).unwrap();
     let got = values(split.label_logits(&pack).unwrap()).1;
