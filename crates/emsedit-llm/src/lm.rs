@@ -284,8 +284,8 @@ impl<B: Backend> CausalLm<B> {
         }
     }
 
-    /// Splits each label-logit and gradient pass over several rows into up to `parts` passes
-    /// over consecutive rows, run in parallel (1: never split). The default is
+    /// Splits each forward, label-logit and gradient pass over several rows (or micro-batches)
+    /// into up to `parts` passes over consecutive ones, run in parallel (1: never split). The default is
     /// [`crate::parts::CPU_PASS_PARTS`] on the CPU backends, where one pass over a small batch
     /// leaves a core mostly idle, and 1 on others. Rows are independent, so the results are
     /// one pass's up to float rounding (Γ and losses are sums over the parts); they depend on
