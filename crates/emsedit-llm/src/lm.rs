@@ -659,7 +659,7 @@ impl<B: Backend> CausalLm<B> {
             jobs.push(Part {
                 reference: reference.map(|r| r.clone().narrow(0, at, n)),
                 batch: packed,
-                loss: PartLoss::Groups(counts),
+                loss: Weighting::Groups(Some(counts)),
             });
             at += n;
         }
@@ -712,7 +712,8 @@ impl<B: Backend> CausalLm<B> {
         batch.validate(self.vocab_size(), self.context_len())?;
         let parts = row_parts(batch, self.parts);
         if parts.len() < 2 {
-            return self.gradient_pass(batch, modules, objective, stale, Weighting::Groups(groups));
+            let weighting = Weighting::Groups(groups.map(<[usize]>::to_vec));
+            return self.gradient_pass(batch, modules, objective, stale, &weighting);
         }
         let n = labelled(batch)?.len();
         let weights = position_weights(n, groups)?;
@@ -728,7 +729,7 @@ impl<B: Backend> CausalLm<B> {
             jobs.push(Part {
                 reference: reference.map(|r| r.clone().narrow(0, at, count)),
                 batch: part,
-                loss: PartLoss::Each(weights.to_vec()),
+                loss: Weighting::Each(weights.to_vec()),
             });
             at += count;
         }
@@ -747,11 +748,7 @@ impl<B: Backend> CausalLm<B> {
                 Some(r) => Objective::Kl(r),
                 None => Objective::CrossEntropy,
             };
-            let weighting = match &part.loss {
-                PartLoss::Groups(counts) => Weighting::Groups(Some(counts)),
-                PartLoss::Each(weights) => Weighting::Each(weights),
-            };
-            self.gradient_pass(&part.batch, modules, objective, stale, weighting)
+            self.gradient_pass(&part.batch, modules, objective, stale, &part.loss)
         })
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
@@ -765,7 +762,7 @@ impl<B: Backend> CausalLm<B> {
         modules: &[ModuleId],
         objective: Objective<B>,
         stale: Option<&[Tensor<B, 2>]>,
-        weighting: Weighting,
+        weighting: &Weighting,
     ) -> Result<EditGrads<B>, LlmError> {
         let device = &self.device;
         let positions = labelled(batch)?;
@@ -828,26 +825,19 @@ impl<B: Backend> CausalLm<B> {
 }
 
 /// How a pass's per-position losses make its loss.
-#[derive(Clone, Copy)]
-enum Weighting<'a> {
+enum Weighting {
     /// The sum of consecutive groups' means (`counts` positions each), or one mean.
-    Groups(Option<&'a [usize]>),
+    Groups(Option<Vec<usize>>),
     /// The sum weighted position by position.
-    Each(&'a [f32]),
+    Each(Vec<f32>),
 }
 
 /// One part of a split gradient pass: its rows, how its positions' losses add up, and (KL)
 /// its rows of the reference logits.
 struct Part<B: Backend> {
     batch: Batch,
-    loss: PartLoss,
+    loss: Weighting,
     reference: Option<Tensor<B, 2>>,
-}
-
-/// [`Weighting`], owned.
-enum PartLoss {
-    Groups(Vec<usize>),
-    Each(Vec<f32>),
 }
 
 /// A KL objective's reference logits, checked against the `n` labelled positions.
