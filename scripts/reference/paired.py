@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """The paired check against the reference code: reruns each cell that
-``cargo xtask reproduce --export-reference INPUTS`` exported with the reference's own EMSEDIT
-class (xpq-tech/emsedit, unpatched) from the same state, and tabulates the paired differences.
+``cargo xtask reproduce --export-reference INPUTS`` exported with the reference's own editor
+class (xpq-tech/emsedit, unpatched: EMSEDIT, MALMEN, RLEDIT or MEND, by the cell's editor) from
+the same state, and tabulates the paired differences.
 
 Per cell (``INPUTS/<key>/``): ``case.json`` holds the editor's settings, the training batches
 and the edit batches with the micro-batches that score them, as the Rust run used them;
 ``init.safetensors`` the untrained networks (the Rust checkpoint format). The reference then:
 
-* builds EMSEDIT with an ``omegaconf`` config of those settings and loads the networks;
-* trains with its ``train_seq`` (sequential) or ``train_batch`` (batch) on the training batches;
+* builds the editor with an ``omegaconf`` config of those settings and loads the networks;
+* trains as its ``run`` does on the training batches: EMSEDIT's ``train_seq`` (sequential) or
+  ``train_batch`` (batch), the others' ``train`` (RLEDIT's loop over ``num_seq`` batches,
+  MALMEN's and MEND's one-shot loop with ``max_steps`` the exported batches);
 * resets the edited weights (its ``run`` reloads the model) and edits the edit batches one
   after another, K steps each (``cache``, ``predict_param_shifts``, ``edit_model``), as its
   ``sequential_valid`` does;
@@ -69,24 +72,52 @@ def tuples(batch: dict) -> dict:
     return {f"{k}_tuples": [micro(m) for m in batch[k]] for k in ("edit", "equiv", "unrel")}
 
 
+# The Rust editor's name (its prefix) → the reference's module and class. The parity preset
+# runs EMSEdit, MALMEN and RLEdit; MEND is mapped the same way but has not been paired yet.
+CLASSES = {"EMSEdit": ("editor.emsedit", "EMSEDIT"), "MALMEN": ("editor.malmen", "MALMEN"),
+           "RLEdit": ("editor.rledit", "RLEDIT"), "MEND": ("editor.mend", "MEND")}
+
+
+def reference_class(ed: dict) -> tuple[str, str]:
+    for prefix, found in CLASSES.items():
+        if ed["name"].startswith(prefix):
+            return found
+    raise SystemExit(f"{ed['name']}: the paired check runs {', '.join(CLASSES)} only")
+
+
 def config(case: dict, cache_dir: str):
     ed, sc = case["editor"], case["scenario"]
-    if ed["name"] != "EMSEdit" or "L2" not in ed["locality"]:
-        raise SystemExit(f"{case['id']}: the paired check runs EMSEdit only")
+    locality = ed["locality"]
+    back = ed.get("backtrack") or {}
+    if "RLEdit" in ed["name"] and len(case["train"]) != sc["num_seq"]:
+        raise SystemExit(f"{case['id']}: RLEdit trains on num_seq batches")
     return OmegaConf.create({
         "num_seq": sc["num_seq"], "glue_step": -1,
         "model_device": "cpu", "editor_device": "cpu",
         "model": {"name": "paired", "edit_modules": ed["modules"]},
         "dataset": {"name": "paired", "n_edits": sc["n_edits"], "batch_size": sc["chunk"]},
         "editor": {
-            "name": "emsedit", "rank": ed["hyper"]["rank"], "n_blocks": ed["hyper"]["blocks"],
+            "name": ed["name"].lower(), "rank": ed["hyper"]["rank"],
+            "n_blocks": ed["hyper"]["blocks"],
             "lr": ed["hyper"]["lr"], "meta_lr": ed["meta_lr"],
             "max_grad_norm": ed["max_grad_norm"], "n_epochs": 1, "batch_size": 128,
             "token": "ans", "cache_dir": cache_dir, "save_checkpoint": False,
-            "load_checkpoint": False, "reg_coef": ed["locality"]["L2"]["reg_coef"],
-            "full_curve": False, "max_steps": 1, "iters": ed["steps"],
+            "load_checkpoint": False,
+            "reg_coef": locality["L2"]["reg_coef"] if "L2" in locality else back.get("reg_coef", 0.0),
+            "loc_coef": locality["Kl"]["loc_coef"] if "Kl" in locality else 0.0,
+            "time_decay": back.get("decay", 0.0), "back_depth": back.get("depth", 0),
+            # The one-shot loop (MALMEN, MEND) trains on exactly the exported batches.
+            "full_curve": False, "max_steps": len(case["train"]), "iters": ed["steps"],
         },
     })
+
+
+def train(ed, cfg, name: str, batches: list) -> None:
+    """The reference's own training entry for the editor, as its `run` calls it."""
+    if name.startswith("EMSEdit"):
+        (ed.train_seq if cfg.num_seq > 1 else ed.train_batch)(batches)
+    else:
+        ed.train(batches)
 
 
 def load_init(ed, path: Path, blocks: int) -> None:
@@ -94,6 +125,8 @@ def load_init(ed, path: Path, blocks: int) -> None:
     st = load_file(str(path))
     names = param_names(blocks)
     for k in sorted(ed.nets):
+        if any(ed.nets[j] is ed.nets[k] for j in range(k)):
+            continue  # a network shared by the steps (MALMEN), stored once
         (net,) = ed.nets[k].values()
         count = st[f"net.{k}.0.norm.count"]
         assert int(count.reshape(-1)[0]) == 0, "the exported networks are untrained"
@@ -104,7 +137,8 @@ def run_case(mods, case_dir: Path, cache_dir: str) -> dict:
     from transformers import AutoModelForCausalLM
 
     case = json.loads((case_dir / "case.json").read_text())
-    util, emsedit = mods["util"], mods["editor.emsedit"]
+    util = mods["util"]
+    module, cls = reference_class(case["editor"])
     cfg = config(case, cache_dir)
     model = AutoModelForCausalLM.from_pretrained(str(models_path(case["model"])),
                                                  attn_implementation="eager",
@@ -116,12 +150,12 @@ def run_case(mods, case_dir: Path, cache_dir: str) -> dict:
         m.weight.requires_grad = True
     original = [m.weight.detach().clone() for m in modules]
     torch.manual_seed(0)  # the networks are overwritten below
-    ed = emsedit.EMSEDIT(cfg, model)
+    ed = getattr(mods[module], cls)(cfg, model)
     load_init(ed, case_dir / "init.safetensors", cfg.editor.n_blocks)
     util.empty_cache(cache_dir, cfg)
     start = time.perf_counter()
-    train = [tuples(b) for b in case["train"]]
-    (ed.train_seq if cfg.num_seq > 1 else ed.train_batch)(train)
+    batches = [tuples(b) for b in case["train"]]
+    train(ed, cfg, case["editor"]["name"], batches)
     train_seconds = time.perf_counter() - start
     with torch.no_grad():
         for m, w in zip(modules, original):
@@ -260,7 +294,7 @@ def table(out: Path) -> str:
             groups.setdefault(rust[r["key"]]["cell"]["group"], []).append((r, rust[r["key"]]))
     lines = [
         "# Paired check against the reference code", "",
-        "Rust (`cargo xtask reproduce --preset parity`) against the reference code's own EMSEDIT",
+        "Rust (`cargo xtask reproduce --preset parity`) against the reference code's own editors",
         "started from the same untrained networks on the same batches",
         "(`scripts/reference/paired.sh`); scores in percent, on this machine's CPU.", "",
     ]
@@ -280,7 +314,8 @@ def main() -> int:
     sys.path.insert(0, str(code))
     import importlib
 
-    mods = {name: importlib.import_module(name) for name in ("util", "editor.emsedit")}
+    mods = {name: importlib.import_module(name)
+            for name in ("util", *sorted({m for m, _ in CLASSES.values()}))}
     done_path = out / "reference.jsonl"
     done = set()
     if done_path.exists():
