@@ -380,6 +380,25 @@ impl<B: Backend> CausalLm<B> {
         Ok(Tensor::cat(logits, 0))
     }
 
+    /// [`CausalLm::label_logits`] of `Batch::pack(micro)` (the KL reference of
+    /// [`CausalLm::gradients_packed`] over the same micro-batches), split into the same parts
+    /// as that gradient pass: with the prefix cache on, the gradient pass then starts each
+    /// part from the hidden states this pass saved.
+    pub fn label_logits_packed(&self, micro: &[Batch]) -> Result<Tensor<B, 2>, LlmError> {
+        let parts = batch_parts(micro, self.parts);
+        if parts.len() < 2 {
+            return self.label_logits(&Batch::pack(micro)?);
+        }
+        let packed = parts
+            .into_iter()
+            .map(|range| Batch::pack(&micro[range]))
+            .collect::<Result<Vec<_>, _>>()?;
+        let logits = scoped_map(packed, |part| self.logits_at(&part, &labelled(&part)?))
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Tensor::cat(logits, 0))
+    }
+
     /// Logits at the flat rows `positions` (N × V).
     fn logits_at(&self, batch: &Batch, positions: &[i64]) -> Result<Tensor<B, 2>, LlmError> {
         let logits = self.logits(batch, Some(positions))?;
@@ -985,4 +1004,45 @@ fn group_means<B: Backend>(rows: Tensor<B, 1>, counts: &[usize]) -> Tensor<B, 1>
 /// NaN or infinite; so does a sum that overflows f32, which no sane weight reaches).
 pub fn all_finite<B: Backend, const D: usize>(t: &Tensor<B, D>) -> bool {
     t.clone().sum().into_scalar().elem::<f32>().is_finite()
+}
+
+#[cfg(test)]
+mod tests {
+    use emsedit_tensor::{Cpu, cpu};
+
+    use super::*;
+
+    /// One row of `len` tokens whose last two are labelled.
+    fn micro(first: i64, len: usize) -> Batch {
+        let ids: Vec<i64> = (0..len as i64).map(|i| 1 + (first + i) % 400).collect();
+        let mut labels = vec![crate::IGNORE; len];
+        labels[len - 2..].copy_from_slice(&ids[len - 2..]);
+        Batch {
+            batch: 1,
+            time: len,
+            input_ids: ids,
+            attention_mask: vec![1; len],
+            labels,
+        }
+    }
+
+    #[test]
+    fn packed_label_logits_leave_the_states_the_kl_pass_starts_from() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/llm/gpt2");
+        let mut lm = CausalLm::<Cpu>::load(&dir, &cpu()).unwrap();
+        lm.set_pass_parts(2);
+        let top = lm.module("transformer.h.2.mlp.c_proj").unwrap();
+        let micro: Vec<Batch> = (0..4).map(|i| micro(7 * i, 10)).collect();
+        let parts = batch_parts(&micro, 2);
+        assert_eq!(parts.len(), 2);
+        lm.start_prefix_cache(&[top]);
+        lm.label_logits_packed(&micro).unwrap();
+        for range in parts {
+            let part = Batch::pack(&micro[range]).unwrap();
+            assert!(
+                lm.prefix.get(&part).is_some(),
+                "the part's states are saved"
+            );
+        }
+    }
 }

@@ -535,7 +535,7 @@ impl<B: Backend> HyperEditor<B> {
                 if let Some(alpha) = kl.filter(|_| !batch.unrel.is_empty()) {
                     // The reference distribution is the original model's, without gradient;
                     // one packed pass sums the micro-batches' mean KL terms.
-                    let reference = lm.label_logits(&Batch::pack(&batch.unrel)?)?;
+                    let reference = lm.label_logits_packed(&batch.unrel)?;
                     let old = apply(lm, &state.groups, &preds)?;
                     let objective = Objective::Kl(&reference);
                     let modules = &state.groups.modules;
@@ -654,7 +654,7 @@ impl<B: Backend> HyperEditor<B> {
                 let deltas: Vec<_> = preds.iter().map(|p| p.delta.clone()).collect();
                 for (w, batch) in memory.iter().filter(|(_, b)| !b.unrel.is_empty()) {
                     // One packed pass over the batch's micro-batches sums their mean KL terms.
-                    let reference = lm.label_logits(&Batch::pack(&batch.unrel)?)?;
+                    let reference = lm.label_logits_packed(&batch.unrel)?;
                     let kl = Objective::Kl(&reference);
                     let loc = if quirks {
                         // The reference back-propagates these terms after reverting the

@@ -39,7 +39,7 @@ mod optim;
 mod ridge;
 pub mod threads;
 
-pub use alloc::{MMAP_THRESHOLD, reuse_freed_memory};
+pub use alloc::{ARENAS, MMAP_THRESHOLD, reuse_freed_memory};
 pub use burn;
 pub use burn::tensor::Tensor;
 pub use cholesky::{Cholesky, MAX_CONDITION};

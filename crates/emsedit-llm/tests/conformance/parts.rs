@@ -76,6 +76,20 @@ fn check(family: &str) {
     let got = values(split.label_logits(&pack).unwrap()).1;
     let err = rel_diff(&got, &values(reference.clone()).1);
     assert!(err <= 1e-5, "{family}: label logits differ by {err:e}");
+    // The same from the micro-batches, split as their gradient pass splits them.
+    for lm in [&whole, &split] {
+        let got = values(lm.label_logits_packed(&micro).unwrap());
+        assert_eq!(
+            got.0,
+            values(reference.clone()).0,
+            "{family}: packed label logits shape"
+        );
+        let err = rel_diff(&got.1, &values(reference.clone()).1);
+        assert!(
+            err <= 1e-5,
+            "{family}: packed label logits differ by {err:e}"
+        );
+    }
     let top = *modules.iter().max_by_key(|m| m.layer).unwrap();
     let shift = whole.weight(top).mul_scalar(2.0);
     for lm in [&mut whole, &mut split] {
