@@ -5,7 +5,7 @@
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use emsedit_llm::{Batch, CausalLm, Objective};
+use emsedit_llm::{CausalLm, Objective};
 use emsedit_tensor::{clip_coefficient, grad_norm};
 use serde::{Deserialize, Serialize};
 
