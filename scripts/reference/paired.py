@@ -89,7 +89,7 @@ def config(case: dict, cache_dir: str):
     ed, sc = case["editor"], case["scenario"]
     locality = ed["locality"]
     back = ed.get("backtrack") or {}
-    if "RLEdit" in ed["name"] and len(case["train"]) != sc["num_seq"]:
+    if reference_class(ed)[1] == "RLEDIT" and len(case["train"]) != sc["num_seq"]:
         raise SystemExit(f"{case['id']}: RLEdit trains on num_seq batches")
     return OmegaConf.create({
         "num_seq": sc["num_seq"], "glue_step": -1,
@@ -112,9 +112,9 @@ def config(case: dict, cache_dir: str):
     })
 
 
-def train(ed, cfg, name: str, batches: list) -> None:
-    """The reference's own training entry for the editor, as its `run` calls it."""
-    if name.startswith("EMSEdit"):
+def train(ed, cfg, cls: str, batches: list) -> None:
+    """The reference's own training entry for the editor class, as its `run` calls it."""
+    if cls == "EMSEDIT":
         (ed.train_seq if cfg.num_seq > 1 else ed.train_batch)(batches)
     else:
         ed.train(batches)
@@ -155,7 +155,7 @@ def run_case(mods, case_dir: Path, cache_dir: str) -> dict:
     util.empty_cache(cache_dir, cfg)
     start = time.perf_counter()
     batches = [tuples(b) for b in case["train"]]
-    train(ed, cfg, case["editor"]["name"], batches)
+    train(ed, cfg, cls, batches)
     train_seconds = time.perf_counter() - start
     with torch.no_grad():
         for m, w in zip(modules, original):

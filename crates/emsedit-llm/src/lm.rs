@@ -1,5 +1,6 @@
 //! A loaded causal LM of any supported architecture, with the editors' interface.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use burn::backend::Autodiff;
@@ -385,15 +386,10 @@ impl<B: Backend> CausalLm<B> {
     /// as that gradient pass: with the prefix cache on, the gradient pass then starts each
     /// part from the hidden states this pass saved.
     pub fn label_logits_packed(&self, micro: &[Batch]) -> Result<Tensor<B, 2>, LlmError> {
-        let parts = batch_parts(micro, self.parts);
-        if parts.len() < 2 {
+        let Some(packed) = self.packed_parts(micro)? else {
             return self.label_logits(&Batch::pack(micro)?);
-        }
-        let packed = parts
-            .into_iter()
-            .map(|range| Batch::pack(&micro[range]))
-            .collect::<Result<Vec<_>, _>>()?;
-        let logits = scoped_map(packed, |part| self.logits_at(&part, &labelled(&part)?))
+        };
+        let logits = scoped_map(packed, |(_, part)| self.logits_at(&part, &labelled(&part)?))
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Tensor::cat(logits, 0))
@@ -660,19 +656,14 @@ impl<B: Backend> CausalLm<B> {
         if let Some(shifts) = shifts {
             self.check_shifts(modules, shifts)?;
         }
-        let parts = batch_parts(micro, self.parts);
-        if parts.len() < 2 {
+        let Some(parts) = self.packed_parts(micro)? else {
             let packed = Batch::pack(micro)?;
             return self.gradients_with(&packed, modules, objective, shifts, Some(&counts));
-        }
-        // Whole micro-batches per part, each part packed on its own: no row is padded to
-        // another part's longest.
+        };
         let reference = kl_reference(objective, counts.iter().sum())?;
         let mut jobs = Vec::with_capacity(parts.len());
         let mut at = 0;
-        for range in parts {
-            let packed = Batch::pack(&micro[range.clone()])?;
-            packed.validate(self.vocab_size(), self.context_len())?;
+        for (range, packed) in parts {
             let counts = counts[range].to_vec();
             let n: usize = counts.iter().sum();
             jobs.push(Part {
@@ -683,6 +674,23 @@ impl<B: Backend> CausalLm<B> {
             at += n;
         }
         self.gradient_parts(jobs, modules, shifts)
+    }
+
+    /// The parts of a packed pass over `micro` ([`batch_parts`]): runs of whole micro-batches,
+    /// each packed on its own (no row is padded to another part's longest) and validated, with
+    /// their ranges; `None` when the pass stays one pack. The KL reference pass and its
+    /// gradient pass both split here, so the prefix cache serves one from the other.
+    fn packed_parts(&self, micro: &[Batch]) -> Result<Option<Vec<PackedPart>>, LlmError> {
+        let parts = batch_parts(micro, self.parts);
+        if parts.len() < 2 {
+            return Ok(None);
+        }
+        let packed = parts.into_iter().map(|range| {
+            let packed = Batch::pack(&micro[range.clone()])?;
+            packed.validate(self.vocab_size(), self.context_len())?;
+            Ok((range, packed))
+        });
+        packed.collect::<Result<Vec<_>, LlmError>>().map(Some)
     }
 
     /// [`CausalLm::gradients`] of the model with `shifts` added to `modules` (one a×b shift
@@ -859,6 +867,9 @@ struct Part<B: Backend> {
     reference: Option<Tensor<B, 2>>,
 }
 
+/// A run of whole micro-batches ([`batch_parts`]) and their pack.
+type PackedPart = (Range<usize>, Batch);
+
 /// A KL objective's reference logits, checked against the `n` labelled positions.
 fn kl_reference<'a, B: Backend>(
     objective: Objective<'a, B>,
@@ -1013,7 +1024,7 @@ mod tests {
     use super::*;
 
     /// One row of `len` tokens whose last two are labelled.
-    fn micro(first: i64, len: usize) -> Batch {
+    fn row(first: i64, len: usize) -> Batch {
         let ids: Vec<i64> = (0..len as i64).map(|i| 1 + (first + i) % 400).collect();
         let mut labels = vec![crate::IGNORE; len];
         labels[len - 2..].copy_from_slice(&ids[len - 2..]);
@@ -1032,7 +1043,7 @@ mod tests {
         let mut lm = CausalLm::<Cpu>::load(&dir, &cpu()).unwrap();
         lm.set_pass_parts(2);
         let top = lm.module("transformer.h.2.mlp.c_proj").unwrap();
-        let micro: Vec<Batch> = (0..4).map(|i| micro(7 * i, 10)).collect();
+        let micro: Vec<Batch> = (0..4).map(|i| row(7 * i, 10)).collect();
         let parts = batch_parts(&micro, 2);
         assert_eq!(parts.len(), 2);
         lm.start_prefix_cache(&[top]);
