@@ -15,8 +15,8 @@ use crate::editor::{EditBatch, Editor, Snapshot, resolve_modules, with_prefix_ca
 use crate::hypernet::{HyperConfig, HyperNet, Params};
 use crate::predict::{Prediction, Predictor};
 use crate::steps::{
-    Groups, MetaOptimizer, accumulate, apply, cache, clip, gen_gammas, predict_all, revert,
-    revert_keep,
+    Groups, MetaOptimizer, accumulate, apply, cache, clip, gen_gammas, observe, predict_all,
+    revert, revert_keep,
 };
 
 /// How the step networks are laid out.
@@ -522,8 +522,16 @@ impl<B: Backend> HyperEditor<B> {
         for batch in stream {
             // Without step-wise updating the K steps' gradients are summed into one update.
             let mut acc = zeros(&state.nets[0]);
+            // Every step starts from the same weights (each reverts its shift), so the edit
+            // pass and the KL reference are the same each step: run once, used K times (the
+            // reference recomputes them; the same numbers).
+            let grads = lm.edit_gradients_packed(&batch.edit, &state.groups.modules)?;
+            let reference = match kl {
+                Some(_) if !batch.unrel.is_empty() => Some(lm.label_logits_packed(&batch.unrel)?),
+                _ => None,
+            };
             for step in 0..steps {
-                let caches = cache(lm, &batch.edit, &state.groups, &mut state.nets[0])?;
+                let caches = observe(&grads, &batch.edit, &state.groups, &mut state.nets[0])?;
                 let preds = predict_all(&caches, &state.groups, &state.nets[0], predictor)?;
                 let old = apply(lm, &state.groups, &preds)?;
                 let mut gammas = gen_gammas(lm, &batch.equiv, &state.groups)?;
@@ -532,12 +540,11 @@ impl<B: Backend> HyperEditor<B> {
                     // ∂(ρ‖Δ‖²)/∂W = 2ρΔ
                     *g = g.clone() + p.delta.clone().mul_scalar(2.0 * reg);
                 }
-                if let Some(alpha) = kl.filter(|_| !batch.unrel.is_empty()) {
+                if let (Some(alpha), Some(reference)) = (kl, &reference) {
                     // The reference distribution is the original model's, without gradient;
                     // one packed pass sums the micro-batches' mean KL terms.
-                    let reference = lm.label_logits_packed(&batch.unrel)?;
                     let old = apply(lm, &state.groups, &preds)?;
-                    let objective = Objective::Kl(&reference);
+                    let objective = Objective::Kl(reference);
                     let modules = &state.groups.modules;
                     let loc = lm.gradients_packed(&batch.unrel, modules, objective, None);
                     revert(lm, &state.groups, old)?;

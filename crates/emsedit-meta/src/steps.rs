@@ -4,7 +4,7 @@
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use emsedit_llm::{Batch, CausalLm, ModuleId};
+use emsedit_llm::{Batch, CausalLm, EditGrads, ModuleId};
 use emsedit_tensor::threads::scoped_map;
 use emsedit_tensor::{Adam, AdamConfig, clip_coefficient, grad_norm};
 use rayon::prelude::*;
@@ -74,6 +74,18 @@ pub fn cache<B: Backend>(
     nets: &mut [HyperNet<B>],
 ) -> Result<Vec<Cache<B>>, MetaError> {
     let grads = lm.edit_gradients_packed(edit, &groups.modules)?;
+    observe(&grads, edit, groups, nets)
+}
+
+/// CACHE's network side: each micro-batch's rows of `grads` (the edit pass over `edit`)
+/// update the normalizers; returns the caches. Training that runs the K steps on the same
+/// weights runs the pass once and this once per step.
+pub fn observe<B: Backend>(
+    grads: &EditGrads<B>,
+    edit: &[Batch],
+    groups: &Groups,
+    nets: &mut [HyperNet<B>],
+) -> Result<Vec<Cache<B>>, MetaError> {
     let mut start = 0;
     for micro in edit {
         let rows = micro.label_positions().len();
@@ -86,7 +98,12 @@ pub fn cache<B: Backend>(
         }
         start += rows;
     }
-    Ok(grads.keys.into_iter().zip(grads.out_grads).collect())
+    Ok(grads
+        .keys
+        .iter()
+        .cloned()
+        .zip(grads.out_grads.iter().cloned())
+        .collect())
 }
 
 /// PREDICT for every module with the networks of one step, the modules in parallel (each

@@ -12,8 +12,9 @@ pub const ARENAS: usize = 2;
 /// `M_TRIM_THRESHOLD`), so that a pass does not pay for fresh zeroed pages on every
 /// allocation, and caps the arenas at [`ARENAS`] (`M_ARENA_MAX`): each arena keeps its own
 /// freed buffers, and with one per thread (glibc's default, up to 8 per core) the threads of
-/// split passes hold several copies of a pass's buffers (docs/performance.md). Process-wide
-/// and opt-in: the `emsedit` command, the examples, the benches and
+/// split passes hold several copies of a pass's buffers (docs/performance.md). A
+/// `MALLOC_ARENA_MAX` in the environment wins over [`ARENAS`] (glibc reads it at start; it is
+/// left as set, for A/B runs). Process-wide and opt-in: the `emsedit` command, the examples, the benches and
 /// `cargo xtask` call it first thing. Returns whether the settings took (`false` off glibc).
 pub fn reuse_freed_memory() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -23,7 +24,8 @@ pub fn reuse_freed_memory() -> bool {
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int) == 1
                 && libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30) == 1
-                && libc::mallopt(libc::M_ARENA_MAX, ARENAS as libc::c_int) == 1
+                && (std::env::var_os("MALLOC_ARENA_MAX").is_some()
+                    || libc::mallopt(libc::M_ARENA_MAX, ARENAS as libc::c_int) == 1)
         }
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
