@@ -252,6 +252,8 @@ PASSES = [
      "two_micro_batches_of_4_prefix_cached", "forward_backward_s", False),
     ("those two micro-batches packed, a pass per core (cached; what the editors run)",
      "two_micro_batches_of_4_packed_prefix_cached", "forward_backward_s", False),
+    ("the same without Γ (CACHE's pass: keys and output gradients)",
+     "two_micro_batches_of_4_packed_prefix_cached_no_gamma", "forward_backward_s", False),
     ("those two micro-batches packed, one pass (cached)",
      "two_micro_batches_of_4_packed_one_pass", "forward_backward_s", False),
 ]

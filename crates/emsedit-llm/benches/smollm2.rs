@@ -6,8 +6,8 @@
 //! two micro-batches of 4 (the spec's edit micro-batches, one pass each): what a pass costs
 //! beyond its tokens (docs/performance.md); and those two packed into rows
 //! (`CausalLm::edit_gradients_packed`, what the editors run), split into a pass per core
-//! (the CPU default, `emsedit_llm::parts`) and as one pass. The cases before the last
-//! split their rows the same way.
+//! (the CPU default, `emsedit_llm::parts`), without Γ (`CausalLm::edit_keys_packed`,
+//! CACHE's pass) and as one pass. The cases before the last split their rows the same way.
 //!
 //! Needs `cargo xtask fetch-models` (the models cache: `$EMSEDIT_MODELS_DIR`, else
 //! `~/.cache/emsedit/models`). `cargo bench -p emsedit-llm --bench smollm2`.
@@ -103,6 +103,16 @@ fn bench(c: &mut Criterion) {
             black_box(g.gammas[0].clone().into_data());
         })
     });
+    // The same pass without Γ (CACHE's: keys and output gradients only).
+    group.bench_function(
+        "two_micro_batches_of_4_packed_prefix_cached_no_gamma",
+        |b| {
+            b.iter(|| {
+                let g = lm.edit_keys_packed(&halves, &modules).unwrap();
+                black_box(g.keys[0].clone().into_data());
+            })
+        },
+    );
     // The same packed pass unsplit: one pass over both rows instead of one per core.
     lm.set_pass_parts(1);
     group.bench_function("two_micro_batches_of_4_packed_one_pass", |b| {

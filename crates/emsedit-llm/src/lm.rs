@@ -613,7 +613,7 @@ impl<B: Backend> CausalLm<B> {
         modules: &[ModuleId],
         objective: Objective<B>,
     ) -> Result<EditGrads<B>, LlmError> {
-        self.gradients_with(batch, modules, objective, None, None)
+        self.gradients_with(batch, modules, objective, None, None, Gammas::Compute)
     }
 
     /// [`CausalLm::edit_gradients`] of several micro-batches in one pass over them packed
@@ -632,6 +632,17 @@ impl<B: Backend> CausalLm<B> {
         self.gradients_packed(micro, modules, Objective::CrossEntropy, None)
     }
 
+    /// [`CausalLm::edit_gradients_packed`] without Γ (`gammas` is empty): the keys and output
+    /// gradients the editors' CACHE needs, the same numbers, for a backward pass that computes
+    /// no weight gradient (the edited weights do not track gradients; the output probes do).
+    pub fn edit_keys_packed(
+        &self,
+        micro: &[Batch],
+        modules: &[ModuleId],
+    ) -> Result<EditGrads<B>, LlmError> {
+        self.packed_pass(micro, modules, Objective::CrossEntropy, None, Gammas::Skip)
+    }
+
     /// [`CausalLm::gradients`] (or, with `shifts`, [`CausalLm::gradients_stale`]) of several
     /// micro-batches in one packed pass, as [`CausalLm::edit_gradients_packed`]: the loss is
     /// the sum of the micro-batches' losses. A KL objective's reference logits are those at
@@ -642,6 +653,18 @@ impl<B: Backend> CausalLm<B> {
         modules: &[ModuleId],
         objective: Objective<B>,
         shifts: Option<&[Tensor<B, 2>]>,
+    ) -> Result<EditGrads<B>, LlmError> {
+        self.packed_pass(micro, modules, objective, shifts, Gammas::Compute)
+    }
+
+    /// [`CausalLm::gradients_packed`], with or without Γ.
+    fn packed_pass(
+        &self,
+        micro: &[Batch],
+        modules: &[ModuleId],
+        objective: Objective<B>,
+        shifts: Option<&[Tensor<B, 2>]>,
+        gammas: Gammas,
     ) -> Result<EditGrads<B>, LlmError> {
         let counts = micro
             .iter()
@@ -658,7 +681,8 @@ impl<B: Backend> CausalLm<B> {
         }
         let Some(parts) = self.packed_parts(micro)? else {
             let packed = Batch::pack(micro)?;
-            return self.gradients_with(&packed, modules, objective, shifts, Some(&counts));
+            let counts = Some(counts.as_slice());
+            return self.gradients_with(&packed, modules, objective, shifts, counts, gammas);
         };
         let reference = kl_reference(objective, counts.iter().sum())?;
         let mut jobs = Vec::with_capacity(parts.len());
@@ -673,7 +697,7 @@ impl<B: Backend> CausalLm<B> {
             });
             at += n;
         }
-        self.gradient_parts(jobs, modules, shifts)
+        self.gradient_parts(jobs, modules, shifts, gammas)
     }
 
     /// The parts of a packed pass over `micro` ([`batch_parts`]): runs of whole micro-batches,
@@ -708,7 +732,14 @@ impl<B: Backend> CausalLm<B> {
         shifts: &[Tensor<B, 2>],
     ) -> Result<EditGrads<B>, LlmError> {
         self.check_shifts(modules, shifts)?;
-        self.gradients_with(batch, modules, objective, Some(shifts), None)
+        self.gradients_with(
+            batch,
+            modules,
+            objective,
+            Some(shifts),
+            None,
+            Gammas::Compute,
+        )
     }
 
     fn check_shifts(&self, modules: &[ModuleId], shifts: &[Tensor<B, 2>]) -> Result<(), LlmError> {
@@ -735,12 +766,13 @@ impl<B: Backend> CausalLm<B> {
         objective: Objective<B>,
         stale: Option<&[Tensor<B, 2>]>,
         groups: Option<&[usize]>,
+        gammas: Gammas,
     ) -> Result<EditGrads<B>, LlmError> {
         batch.validate(self.vocab_size(), self.context_len())?;
         let parts = row_parts(batch, self.parts);
         if parts.len() < 2 {
             let weighting = Weighting::Groups(groups.map(<[usize]>::to_vec));
-            return self.gradient_pass(batch, modules, objective, stale, &weighting);
+            return self.gradient_pass(batch, modules, objective, stale, &weighting, gammas);
         }
         let n = labelled(batch)?.len();
         let weights = position_weights(n, groups)?;
@@ -760,7 +792,7 @@ impl<B: Backend> CausalLm<B> {
             });
             at += count;
         }
-        self.gradient_parts(jobs, modules, stale)
+        self.gradient_parts(jobs, modules, stale, gammas)
     }
 
     /// The parts' passes in parallel, joined as one pass's gradients.
@@ -769,13 +801,14 @@ impl<B: Backend> CausalLm<B> {
         parts: Vec<Part<B>>,
         modules: &[ModuleId],
         stale: Option<&[Tensor<B, 2>]>,
+        gammas: Gammas,
     ) -> Result<EditGrads<B>, LlmError> {
         let grads = scoped_map(parts, |part| {
             let objective = match &part.reference {
                 Some(r) => Objective::Kl(r),
                 None => Objective::CrossEntropy,
             };
-            self.gradient_pass(&part.batch, modules, objective, stale, &part.loss)
+            self.gradient_pass(&part.batch, modules, objective, stale, &part.loss, gammas)
         })
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
@@ -790,13 +823,18 @@ impl<B: Backend> CausalLm<B> {
         objective: Objective<B>,
         stale: Option<&[Tensor<B, 2>]>,
         weighting: &Weighting,
+        gammas: Gammas,
     ) -> Result<EditGrads<B>, LlmError> {
         let device = &self.device;
         let positions = labelled(batch)?;
         let mut taps = Taps::<Autodiff<B>>::new(modules, true);
         let input = self.input(&self.prefix, batch, modules, Tensor::from_inner);
         let (logits, weights) = each_arch!(&self.arch, m => {
-            let mut ad = m.to_autodiff(modules);
+            let tracked = match gammas {
+                Gammas::Compute => modules,
+                Gammas::Skip => &[],
+            };
+            let mut ad = m.to_autodiff(tracked);
             for (&id, shift) in modules.iter().zip(stale.unwrap_or_default()) {
                 ad.linear_mut(id).stale_shift = Some(Tensor::from_inner(shift.clone()));
             }
@@ -841,14 +879,23 @@ impl<B: Backend> CausalLm<B> {
                 .unwrap_or_else(|| probe.clone().inner().zeros_like());
             out.keys.push(flat(input.inner()));
             out.out_grads.push(flat(out_grad));
-            out.gammas.push(
-                weight
-                    .grad(&grads)
-                    .unwrap_or_else(|| weight.clone().inner().zeros_like()),
-            );
+            if gammas == Gammas::Compute {
+                out.gammas.push(
+                    weight
+                        .grad(&grads)
+                        .unwrap_or_else(|| weight.clone().inner().zeros_like()),
+                );
+            }
         }
         Ok(out)
     }
+}
+
+/// Whether a gradient pass computes Γ (the edited weights then track gradients).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gammas {
+    Compute,
+    Skip,
 }
 
 /// How a pass's per-position losses make its loss.

@@ -525,7 +525,7 @@ impl<B: Backend> HyperEditor<B> {
             // Every step starts from the same weights (each reverts its shift), so the edit
             // pass and the KL reference are the same each step: run once, used K times (the
             // reference recomputes them; the same numbers).
-            let grads = lm.edit_gradients_packed(&batch.edit, &state.groups.modules)?;
+            let grads = lm.edit_keys_packed(&batch.edit, &state.groups.modules)?;
             let reference = match kl {
                 Some(_) if !batch.unrel.is_empty() => Some(lm.label_logits_packed(&batch.unrel)?),
                 _ => None,

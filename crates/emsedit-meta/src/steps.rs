@@ -65,7 +65,7 @@ pub type Cache<B> = (Tensor<B, 2>, Tensor<B, 2>);
 /// CACHE (spec §2.3): keys and output gradients of every module at answer positions of the
 /// edit micro-batches, stacked; each micro-batch's rows also update the normalizer of the
 /// module's network, one module after another. The micro-batches run packed together
-/// ([`CausalLm::edit_gradients_packed`]; on the CPU one pass per core): the same rows as a
+/// ([`CausalLm::edit_keys_packed`]; on the CPU one pass per core): the same rows as a
 /// pass per micro-batch.
 pub fn cache<B: Backend>(
     lm: &CausalLm<B>,
@@ -73,7 +73,7 @@ pub fn cache<B: Backend>(
     groups: &Groups,
     nets: &mut [HyperNet<B>],
 ) -> Result<Vec<Cache<B>>, MetaError> {
-    let grads = lm.edit_gradients_packed(edit, &groups.modules)?;
+    let grads = lm.edit_keys_packed(edit, &groups.modules)?;
     observe(&grads, edit, groups, nets)
 }
 

@@ -123,6 +123,20 @@ fn check(family: &str) {
         &separate(&each),
         1e-5,
     );
+    // Without Γ: the same loss, keys and output gradients, bit for bit.
+    let keys = lm.edit_keys_packed(&micro, &modules).unwrap();
+    assert!(keys.gammas.is_empty(), "{family}: Γ computed");
+    assert_eq!(keys.loss, packed.loss, "{family}: loss without Γ");
+    let both = [
+        (&keys.keys, &packed.keys),
+        (&keys.out_grads, &packed.out_grads),
+    ];
+    for (got, want) in both {
+        for (m, (g, w)) in got.iter().zip(want).enumerate() {
+            let (g, w) = (values(g.clone()), values(w.clone()));
+            assert_eq!(g, w, "{family}: module {m} without Γ");
+        }
+    }
 
     // KL against the model before a shift of the top module, with the shifted weight in the
     // backward pass or (stale) the unshifted one.
