@@ -16,7 +16,7 @@ use crate::gemma2::Gemma2;
 use crate::gemma3::Gemma3;
 use crate::gpt2::{self, Gpt2};
 use crate::gptj::{self, Gptj};
-use crate::layers::{Affine, Input, Positions};
+use crate::layers::{self, Affine, Input, Positions};
 use crate::llama::{self, Llama};
 use crate::parts::{CPU_PASS_PARTS, batch_parts, join, position_weights, row_parts, token_parts};
 use crate::prefix::{MAX_SCORING_BYTES, PrefixCache};
@@ -596,8 +596,9 @@ impl<B: Backend> CausalLm<B> {
 
     /// Keys, output gradients and Γ of `modules` for the batch's mean cross-entropy.
     ///
-    /// Only the edited weights and the output probes track gradients, so the backward stops at
-    /// the lowest edited module and computes no frozen-weight gradients.
+    /// Only the output probes of the edited modules track gradients, so the backward stops at
+    /// the lowest edited module and computes no weight gradient; Γ is `Xᵀ Ġ` from the module's
+    /// input X and output gradient Ġ at every position.
     pub fn edit_gradients(
         &self,
         batch: &Batch,
@@ -633,8 +634,8 @@ impl<B: Backend> CausalLm<B> {
     }
 
     /// [`CausalLm::edit_gradients_packed`] without Γ (`gammas` is empty): the keys and output
-    /// gradients the editors' CACHE needs, the same numbers, for a backward pass that computes
-    /// no weight gradient (the edited weights do not track gradients; the output probes do).
+    /// gradients the editors' CACHE needs, the same numbers, without the 12 (or so) a×b
+    /// products of Γ.
     pub fn edit_keys_packed(
         &self,
         micro: &[Batch],
@@ -829,19 +830,14 @@ impl<B: Backend> CausalLm<B> {
         let positions = labelled(batch)?;
         let mut taps = Taps::<Autodiff<B>>::new(modules, true);
         let input = self.input(&self.prefix, batch, modules, Tensor::from_inner);
-        let (logits, weights) = each_arch!(&self.arch, m => {
-            let tracked = match gammas {
-                Gammas::Compute => modules,
-                Gammas::Skip => &[],
-            };
-            let mut ad = m.to_autodiff(tracked);
+        // No weight tracks gradients: the output probes give Ġ, and Γ = Xᵀ Ġ below.
+        let logits = each_arch!(&self.arch, m => {
+            let mut ad = m.to_autodiff(&[]);
             for (&id, shift) in modules.iter().zip(stale.unwrap_or_default()) {
                 ad.linear_mut(id).stale_shift = Some(Tensor::from_inner(shift.clone()));
             }
             let h = ad.hidden(input, &Positions::new(batch, device), ad.depth(), &mut taps);
-            let logits = ad.head(h, Some(flat_rows(&positions, device)));
-            let weights: Vec<_> = modules.iter().map(|id| ad.linear(*id).weight.clone()).collect();
-            (logits, weights)
+            ad.head(h, Some(flat_rows(&positions, device)))
         });
         let [_, n, vocab] = logits.dims();
         let logits = logits.reshape([n, vocab]);
@@ -870,28 +866,28 @@ impl<B: Backend> CausalLm<B> {
             out_grads: Vec::new(),
             gammas: Vec::new(),
         };
-        for (i, weight) in weights.iter().enumerate() {
+        for i in 0..modules.len() {
             let missing = || LlmError::Batch(format!("module {:?} was not reached", modules[i]));
             let input = taps.inputs[i].clone().ok_or_else(missing)?;
             let probe = taps.probes[i].clone().ok_or_else(missing)?;
             let out_grad = probe
                 .grad(&grads)
                 .unwrap_or_else(|| probe.clone().inner().zeros_like());
-            out.keys.push(flat(input.inner()));
-            out.out_grads.push(flat(out_grad));
+            let input = input.inner();
             if gammas == Gammas::Compute {
-                out.gammas.push(
-                    weight
-                        .grad(&grads)
-                        .unwrap_or_else(|| weight.clone().inner().zeros_like()),
-                );
+                // ∂loss/∂W of y = x W: Xᵀ Ġ over every position (what autograd computes for
+                // the weight, here as one a×b product in the weight's orientation).
+                let (x, g) = (layers::rows(input.clone()), layers::rows(out_grad.clone()));
+                out.gammas.push(x.transpose().matmul(g));
             }
+            out.keys.push(flat(input));
+            out.out_grads.push(flat(out_grad));
         }
         Ok(out)
     }
 }
 
-/// Whether a gradient pass computes Γ (the edited weights then track gradients).
+/// Whether a gradient pass computes Γ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Gammas {
     Compute,
