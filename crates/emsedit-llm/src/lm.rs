@@ -866,8 +866,8 @@ impl<B: Backend> CausalLm<B> {
             out_grads: Vec::new(),
             gammas: Vec::new(),
         };
-        for i in 0..modules.len() {
-            let missing = || LlmError::Batch(format!("module {:?} was not reached", modules[i]));
+        for (i, module) in modules.iter().enumerate() {
+            let missing = || LlmError::Batch(format!("module {module:?} was not reached"));
             let input = taps.inputs[i].clone().ok_or_else(missing)?;
             let probe = taps.probes[i].clone().ok_or_else(missing)?;
             let out_grad = probe
