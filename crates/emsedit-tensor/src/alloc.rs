@@ -14,8 +14,9 @@ pub const ARENAS: usize = 2;
 /// freed buffers, and with one per thread (glibc's default, up to 8 per core) the threads of
 /// split passes hold several copies of a pass's buffers (docs/performance.md). A
 /// `MALLOC_ARENA_MAX` in the environment wins over [`ARENAS`] (glibc reads it at start; it is
-/// left as set, for A/B runs). Process-wide and opt-in: the `emsedit` command, the examples, the benches and
-/// `cargo xtask` call it first thing. Returns whether the settings took (`false` off glibc).
+/// left as set, for A/B runs). Process-wide and opt-in: the `emsedit` command, the examples,
+/// the benches and `cargo xtask` call it first thing. Returns whether the settings took
+/// (`false` off glibc).
 pub fn reuse_freed_memory() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
