@@ -148,15 +148,15 @@ impl<B: Backend> Gemma2<B> {
         }
     }
 
-    /// A copy on the autodiff backend in which only the weights of `edited` track gradients.
-    pub fn to_autodiff(&self, edited: &[ModuleId]) -> Gemma2<Autodiff<B>> {
+    /// A frozen copy on the autodiff backend (gradient passes take gradients at the edited
+    /// modules' output probes, [`crate::Taps`]).
+    pub fn to_autodiff(&self) -> Gemma2<Autodiff<B>> {
         let blocks = self
             .blocks
             .iter()
-            .enumerate()
-            .map(|(layer, b)| Block {
+            .map(|b| Block {
                 norms: std::array::from_fn(|i| b.norms[i].to_autodiff()),
-                linears: linears_to_autodiff(layer, &b.linears, edited),
+                linears: linears_to_autodiff(&b.linears),
             })
             .collect();
         Gemma2 {

@@ -174,16 +174,16 @@ impl<B: Backend> Gemma3<B> {
         lm_logits(self.norm.forward(head_rows(h, at)), &self.embed)
     }
 
-    /// A copy on the autodiff backend in which only the weights of `edited` track gradients.
-    pub fn to_autodiff(&self, edited: &[ModuleId]) -> Gemma3<Autodiff<B>> {
+    /// A frozen copy on the autodiff backend (gradient passes take gradients at the edited
+    /// modules' output probes, [`crate::Taps`]).
+    pub fn to_autodiff(&self) -> Gemma3<Autodiff<B>> {
         let blocks = self
             .blocks
             .iter()
-            .enumerate()
-            .map(|(layer, b)| Block {
+            .map(|b| Block {
                 norms: std::array::from_fn(|i| b.norms[i].to_autodiff()),
                 qk_norms: std::array::from_fn(|i| b.qk_norms[i].to_autodiff()),
-                linears: linears_to_autodiff(layer, &b.linears, edited),
+                linears: linears_to_autodiff(&b.linears),
             })
             .collect();
         Gemma3 {

@@ -225,16 +225,16 @@ impl<B: Backend> Gpt2<B> {
         lm_logits(self.ln_f.forward(head_rows(h, at)), &self.wte)
     }
 
-    /// A copy on the autodiff backend in which only the weights of `edited` track gradients.
-    pub fn to_autodiff(&self, edited: &[ModuleId]) -> Gpt2<Autodiff<B>> {
+    /// A frozen copy on the autodiff backend (gradient passes take gradients at the edited
+    /// modules' output probes, [`crate::Taps`]).
+    pub fn to_autodiff(&self) -> Gpt2<Autodiff<B>> {
         let blocks = self
             .blocks
             .iter()
-            .enumerate()
-            .map(|(layer, b)| Block {
+            .map(|b| Block {
                 ln_1: b.ln_1.to_autodiff(),
                 ln_2: b.ln_2.to_autodiff(),
-                linears: linears_to_autodiff(layer, &b.linears, edited),
+                linears: linears_to_autodiff(&b.linears),
             })
             .collect();
         Gpt2 {

@@ -157,15 +157,15 @@ impl<B: Backend> Gptj<B> {
         lm_logits(self.ln_f.forward(head_rows(h, at)), w) + b.clone().unsqueeze::<3>()
     }
 
-    /// A copy on the autodiff backend in which only the weights of `edited` track gradients.
-    pub fn to_autodiff(&self, edited: &[ModuleId]) -> Gptj<Autodiff<B>> {
+    /// A frozen copy on the autodiff backend (gradient passes take gradients at the edited
+    /// modules' output probes, [`crate::Taps`]).
+    pub fn to_autodiff(&self) -> Gptj<Autodiff<B>> {
         let blocks = self
             .blocks
             .iter()
-            .enumerate()
-            .map(|(layer, b)| Block {
+            .map(|b| Block {
                 ln_1: b.ln_1.to_autodiff(),
-                linears: linears_to_autodiff(layer, &b.linears, edited),
+                linears: linears_to_autodiff(&b.linears),
             })
             .collect();
         Gptj {

@@ -78,11 +78,10 @@ impl<B: Backend> Affine<B> {
         self.weight.dims()
     }
 
-    /// The same module on the autodiff backend; the weight tracks gradients when `track`.
-    pub fn to_autodiff(&self, track: bool) -> Affine<Autodiff<B>> {
-        let weight = frozen(&self.weight);
+    /// A frozen copy on the autodiff backend.
+    pub fn to_autodiff(&self) -> Affine<Autodiff<B>> {
         Affine {
-            weight: if track { weight.require_grad() } else { weight },
+            weight: frozen(&self.weight),
             bias: self.bias.as_ref().map(frozen),
             stale_shift: self.stale_shift.as_ref().map(frozen),
         }
@@ -189,16 +188,11 @@ pub fn transposed_product<B: Backend>(w: &Tensor<B, 2>, x: Tensor<B, 2>) -> Tens
     w.clone().transpose().matmul(x.transpose()).transpose()
 }
 
-/// A block's linear modules on the autodiff backend; those of block `layer` named in `edited`
-/// track gradients.
+/// A block's linear modules, frozen, on the autodiff backend.
 pub fn linears_to_autodiff<B: Backend, const N: usize>(
-    layer: usize,
     linears: &[Affine<B>; N],
-    edited: &[ModuleId],
 ) -> [Affine<Autodiff<B>>; N] {
-    std::array::from_fn(|slot| {
-        linears[slot].to_autodiff(edited.contains(&ModuleId { layer, slot }))
-    })
+    std::array::from_fn(|slot| linears[slot].to_autodiff())
 }
 
 /// LayerNorm over the last axis.

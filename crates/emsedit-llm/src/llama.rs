@@ -203,16 +203,16 @@ impl<B: Backend> Llama<B> {
         lm_logits(self.norm.forward(head_rows(h, at)), &self.lm_head)
     }
 
-    /// A copy on the autodiff backend in which only the weights of `edited` track gradients.
-    pub fn to_autodiff(&self, edited: &[ModuleId]) -> Llama<Autodiff<B>> {
+    /// A frozen copy on the autodiff backend (gradient passes take gradients at the edited
+    /// modules' output probes, [`crate::Taps`]).
+    pub fn to_autodiff(&self) -> Llama<Autodiff<B>> {
         let blocks = self
             .blocks
             .iter()
-            .enumerate()
-            .map(|(layer, b)| Block {
+            .map(|b| Block {
                 input_norm: b.input_norm.to_autodiff(),
                 post_norm: b.post_norm.to_autodiff(),
-                linears: linears_to_autodiff(layer, &b.linears, edited),
+                linears: linears_to_autodiff(&b.linears),
             })
             .collect();
         Llama {

@@ -832,7 +832,7 @@ impl<B: Backend> CausalLm<B> {
         let input = self.input(&self.prefix, batch, modules, Tensor::from_inner);
         // No weight tracks gradients: the output probes give Ġ, and Γ = Xᵀ Ġ below.
         let logits = each_arch!(&self.arch, m => {
-            let mut ad = m.to_autodiff(&[]);
+            let mut ad = m.to_autodiff();
             for (&id, shift) in modules.iter().zip(stale.unwrap_or_default()) {
                 ad.linear_mut(id).stale_shift = Some(Tensor::from_inner(shift.clone()));
             }
