@@ -1,8 +1,10 @@
-"""Raw LLM passes in PyTorch on the same batch as `cargo bench -p emsedit-llm --bench smollm2`.
+"""Raw LLM passes in PyTorch on the same batch as `cargo bench -p emsedit-llm --bench smollm2`
+(SmolLM2-135M) or `--bench gemma3` (Gemma-3-270M), by the model directory's `model_type`.
 
 Times, on CPU with 2 threads, the forward (all logits, no grad) and the forward + backward
 that an edit step runs: the mean cross-entropy of the labelled positions, gradients on the
-12 edited weights of src/models.toml only. Prints one JSON object: medians in seconds.
+edited weights of src/models.toml's sequential list only (12 on SmolLM2, 8 on Gemma-3).
+Prints one JSON object: medians in seconds.
 
     scripts/bench-reference/run.sh [MODEL_DIR]
 """
@@ -14,12 +16,17 @@ import sys
 import time
 
 import torch
+import transformers
 from transformers import AutoModelForCausalLM
 
 BATCH, TIME, ANSWER = 8, 11, 3
-MODULES = [f"model.layers.{i}.mlp.gate_proj" for i in range(10, 15)] + [
-    f"model.layers.{i}.mlp.up_proj" for i in range(17, 24)
-]
+# The benches' edited modules and the model's name, by the config's `model_type`.
+MODULES = {
+    "llama": ("SmolLM2-135M", [f"model.layers.{i}.mlp.gate_proj" for i in range(10, 15)]
+              + [f"model.layers.{i}.mlp.up_proj" for i in range(17, 24)]),
+    "gemma3_text": ("Gemma-3-270M", [f"model.layers.{i}.mlp.{m}"
+                                     for m in ("gate_proj", "up_proj") for i in range(14, 18)]),
+}
 
 
 def batch(vocab):
@@ -55,8 +62,12 @@ def main():
     model = model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
+    kind = model.config.model_type
+    if kind not in MODULES:
+        raise SystemExit(f"{sys.argv[1]}: model_type {kind!r}; passes.py knows {', '.join(MODULES)}")
+    name, modules = MODULES[kind]
     named = dict(model.named_modules())
-    weights = [named[m].weight for m in MODULES]
+    weights = [named[m].weight for m in modules]
     ids, labels = batch(model.config.vocab_size)
 
     def forward():
@@ -76,7 +87,9 @@ def main():
         return loss
 
     out = {
+        "model": name,
         "torch": torch.__version__,
+        "transformers": transformers.__version__,
         "threads": torch.get_num_threads(),
         "batch": [BATCH, TIME],
         "forward_s": median_time(forward),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Times PyTorch's raw passes on SmolLM2-135M beside `cargo bench -p emsedit-llm --bench smollm2`
-# (docs/performance.md). Reuses the goldens venv (scripts/goldens/requirements.txt); never run
-# by CI. Argument: the converted model directory (default: the models cache's smollm2-135m).
+# (or on Gemma-3-270M beside `--bench gemma3`; docs/performance.md). Reuses the goldens venv
+# (scripts/goldens/requirements.txt); never run by CI. Argument: the converted model directory
+# (default: the models cache's smollm2-135m; `.../gemma3-270m` for Gemma-3).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

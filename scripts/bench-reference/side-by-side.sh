@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue #14's side-by-side run on this machine's CPU, one step after the other: PyTorch's raw
 # passes (passes.py in the reference's venv), Rust's (`cargo bench -p emsedit-llm --bench
-# smollm2`), then the paired run of the reference code's EMSEdit against ours on the parity
+# smollm2`, or `--bench gemma3` with PAIRED_MODEL=gemma3: see ../reference/common.sh), then the
+# paired run of the reference code's EMSEdit against ours on the parity
 # preset's cells (scripts/reference/paired.sh). Writes OUT/paired.md: scores, time per
 # training record and per edit, peak memory and the raw passes, each with its ratio.
 # Never run by CI. Arguments: the reference copy (as for scripts/reference/run.sh) and the
@@ -14,13 +15,13 @@ MODELS="${EMSEDIT_MODELS_DIR:-$HOME/.cache/emsedit/models}"
 mkdir -p "$OUT"
 cd "$ROOT"
 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 "$VENV/bin/python" \
-  "$ROOT/scripts/bench-reference/passes.py" "$MODELS/smollm2-135m" >"$OUT/passes-pytorch.json"
+  "$ROOT/scripts/bench-reference/passes.py" "$MODELS/$MODEL_DIR" >"$OUT/passes-pytorch.json"
 # Criterion keeps every case it ever ran under the group: start empty, so that the medians
 # read below are this run's.
-rm -rf "$ROOT/target/criterion/smollm2_b8x11"
-cargo bench -p emsedit-llm --bench smollm2 -- --noplot
+rm -rf "$ROOT/target/criterion/${BENCH}_b8x11"
+cargo bench -p emsedit-llm --bench "$BENCH" -- --noplot
 # criterion's medians, in seconds, by bench name.
-"$VENV/bin/python" - "$ROOT/target/criterion/smollm2_b8x11" >"$OUT/passes-rust.json" <<'PY'
+"$VENV/bin/python" - "$ROOT/target/criterion/${BENCH}_b8x11" >"$OUT/passes-rust.json" <<'PY'
 import json, sys
 from pathlib import Path
 out = {}

@@ -265,9 +265,11 @@ def raw_passes(out: Path) -> list[str]:
     if not (torch_file.exists() and rust_file.exists()):
         return []
     py, rs = json.loads(torch_file.read_text()), json.loads(rust_file.read_text())
+    model = py.get("model", "SmolLM2-135M")
+    bench = "gemma3" if model.startswith("Gemma") else "smollm2"
     lines = ["## Raw passes", "",
-             f"SmolLM2-135M, a batch of {py['batch'][0]} rows × {py['batch'][1]} tokens; Rust: "
-             "`cargo bench -p emsedit-llm --bench smollm2` (criterion's median); PyTorch "
+             f"{model}, a batch of {py['batch'][0]} rows × {py['batch'][1]} tokens; Rust: "
+             f"`cargo bench -p emsedit-llm --bench {bench}` (criterion's median); PyTorch "
              f"{py['torch']}: `scripts/bench-reference/passes.py` ({py['threads']} threads, "
              "median of 10). PyTorch's peak resident memory in that script: "
              f"{py['peak_rss_mib']:.0f} MiB.", "",
@@ -294,11 +296,15 @@ def table(out: Path) -> str:
     for r in sorted(ref, key=lambda r: r["seed"]):
         if r["key"] in rust:
             groups.setdefault(rust[r["key"]]["cell"]["group"], []).append((r, rust[r["key"]]))
+    preset = os.environ.get("PAIRED_PRESET", "parity")
+    import transformers
+
     lines = [
         "# Paired check against the reference code", "",
-        "Rust (`cargo xtask reproduce --preset parity`) against the reference code's own editors",
-        "started from the same untrained networks on the same batches",
-        "(`scripts/reference/paired.sh`); scores in percent, on this machine's CPU.", "",
+        f"Rust (`cargo xtask reproduce --preset {preset}`) against the reference code's own",
+        "editors started from the same untrained networks on the same batches",
+        f"(`scripts/reference/paired.sh`; torch {torch.__version__}, transformers "
+        f"{transformers.__version__}); scores in percent, on this machine's CPU.", "",
     ]
     for pairs in groups.values():
         lines += section(pairs)

@@ -24,7 +24,7 @@ use matrix::{Cell, Matrix};
 use runner::Results;
 
 /// The built-in matrices, by preset name, with the file they come from.
-pub const PRESETS: [(&str, &str); 6] = [
+pub const PRESETS: [(&str, &str); 7] = [
     (
         "xtask/presets/default.toml",
         include_str!("../../presets/default.toml"),
@@ -40,6 +40,10 @@ pub const PRESETS: [(&str, &str); 6] = [
     (
         "xtask/presets/parity.toml",
         include_str!("../../presets/parity.toml"),
+    ),
+    (
+        "xtask/presets/parity-gemma3.toml",
+        include_str!("../../presets/parity-gemma3.toml"),
     ),
     (
         "xtask/presets/smollm2.toml",
@@ -61,8 +65,8 @@ pub struct Args {
     /// Gemma-3-270M with real ZsRE), `paper` (the paper's Table 1/2
     /// settings for a GPU: Hugging Face model directories, real data) or `parity` (sequential
     /// EMSEdit on SmolLM2 and real CounterFact, 10 seeds: the Rust side of
-    /// `scripts/reference/paired.sh`).
-    #[arg(long, default_value = "default", value_parser = ["default", "smollm2", "smollm2-real", "gemma3-real", "paper", "parity"])]
+    /// `scripts/reference/paired.sh`) or `parity-gemma3` (the same cells on Gemma-3-270M).
+    #[arg(long, default_value = "default", value_parser = ["default", "smollm2", "smollm2-real", "gemma3-real", "paper", "parity", "parity-gemma3"])]
     preset: String,
     /// A matrix TOML file to run instead of a preset (format: docs/reproduce.md).
     #[arg(long, value_name = "FILE")]
