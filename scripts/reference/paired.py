@@ -72,8 +72,8 @@ def tuples(batch: dict) -> dict:
     return {f"{k}_tuples": [micro(m) for m in batch[k]] for k in ("edit", "equiv", "unrel")}
 
 
-# The Rust editor's name (its prefix) → the reference's module and class. The parity preset
-# runs EMSEdit, MALMEN and RLEdit; MEND is mapped the same way but has not been paired yet.
+# The Rust editor's name (its prefix) → the reference's module and class (the parity presets
+# run all four).
 CLASSES = {"EMSEdit": ("editor.emsedit", "EMSEDIT"), "MALMEN": ("editor.malmen", "MALMEN"),
            "RLEdit": ("editor.rledit", "RLEDIT"), "MEND": ("editor.mend", "MEND")}
 
