@@ -2,8 +2,8 @@
 # Issue #14's side-by-side run on this machine's CPU, one step after the other: PyTorch's raw
 # passes (passes.py in the reference's venv), Rust's (`cargo bench -p emsedit-llm --bench
 # smollm2`, or `--bench gemma3` with PAIRED_MODEL=gemma3: see ../reference/common.sh), then the
-# paired run of the reference code's EMSEdit against ours on the parity
-# preset's cells (scripts/reference/paired.sh). Writes OUT/paired.md: scores, time per
+# paired run of the reference code's editors against ours on the parity preset's cells
+# (scripts/reference/paired.sh). Writes OUT/paired.md: scores, time per
 # training record and per edit, peak memory and the raw passes, each with its ratio.
 # Never run by CI. Arguments: the reference copy (as for scripts/reference/run.sh) and the
 # output folder (default target/side-by-side). Needs `cargo xtask fetch-models`.

@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import torch
+import transformers
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
@@ -297,8 +298,6 @@ def table(out: Path) -> str:
         if r["key"] in rust:
             groups.setdefault(rust[r["key"]]["cell"]["group"], []).append((r, rust[r["key"]]))
     preset = os.environ.get("PAIRED_PRESET", "parity")
-    import transformers
-
     lines = [
         "# Paired check against the reference code", "",
         f"Rust (`cargo xtask reproduce --preset {preset}`) against the reference code's own",

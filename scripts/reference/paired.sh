@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The paired check against the reference code (issue #13; docs/numerics.md): runs the parity
-# preset's cells in Rust (`parity-gemma3`'s with PAIRED_MODEL=gemma3, see common.sh), exporting each cell's batches and untrained networks, reruns every
-# cell with the reference's own EMSEDIT from that state (paired.py), and writes OUT/paired.md.
+# preset's cells in Rust (`parity-gemma3`'s with PAIRED_MODEL=gemma3, see common.sh), exporting
+# each cell's batches and untrained networks, reruns every cell with the reference's own editor
+# class from that state (paired.py), and writes OUT/paired.md.
 # Resumable on both sides. Never run by CI.
 #
 # Arguments: the reference copy (as for run.sh) and the output folder (default
