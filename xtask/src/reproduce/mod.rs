@@ -63,7 +63,7 @@ pub struct Args {
     /// 45 minutes), `smollm2-real` (SmolLM2 with real ZsRE and CounterFact: a hyperparameter
     /// search on validation records, then the table; hours), `gemma3-real` (the same on
     /// Gemma-3-270M with real ZsRE), `paper` (the paper's Table 1/2
-    /// settings for a GPU: Hugging Face model directories, real data) or `parity` (sequential
+    /// settings for a GPU: Hugging Face model directories, real data), `parity` (sequential
     /// EMSEdit on SmolLM2 and real CounterFact, 10 seeds: the Rust side of
     /// `scripts/reference/paired.sh`) or `parity-gemma3` (the same cells on Gemma-3-270M).
     #[arg(long, default_value = "default", value_parser = ["default", "smollm2", "smollm2-real", "gemma3-real", "paper", "parity", "parity-gemma3"])]
