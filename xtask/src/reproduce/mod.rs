@@ -55,6 +55,18 @@ pub const PRESETS: [(&str, &str); 7] = [
     ),
 ];
 
+/// A preset's name: its file's stem.
+fn preset_name(origin: &'static str) -> &'static str {
+    origin
+        .trim_start_matches("xtask/presets/")
+        .trim_end_matches(".toml")
+}
+
+/// The names `--preset` accepts, those of [`PRESETS`].
+fn preset_names() -> clap::builder::PossibleValuesParser {
+    PRESETS.iter().map(|(origin, _)| preset_name(origin)).into()
+}
+
 /// `cargo xtask reproduce` options.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -66,7 +78,7 @@ pub struct Args {
     /// settings for a GPU: Hugging Face model directories, real data), `parity` (sequential
     /// EMSEdit on SmolLM2 and real CounterFact, 10 seeds: the Rust side of
     /// `scripts/reference/paired.sh`) or `parity-gemma3` (the same cells on Gemma-3-270M).
-    #[arg(long, default_value = "default", value_parser = ["default", "smollm2", "smollm2-real", "gemma3-real", "paper", "parity", "parity-gemma3"])]
+    #[arg(long, default_value = "default", value_parser = preset_names())]
     preset: String,
     /// A matrix TOML file to run instead of a preset (format: docs/reproduce.md).
     #[arg(long, value_name = "FILE")]
@@ -151,7 +163,7 @@ pub fn main(args: Args) -> Result<(), String> {
         None => {
             let (origin, text) = PRESETS
                 .iter()
-                .find(|(origin, _)| origin.ends_with(&format!("/{}.toml", args.preset)))
+                .find(|(origin, _)| preset_name(origin) == args.preset)
                 .ok_or_else(|| format!("unknown preset `{}`", args.preset))?;
             Matrix::parse(text, origin, &root)?
         }
