@@ -162,68 +162,7 @@ impl Batch {
 
     /// [`Batch::pack`] with rows of at most `row_tokens` tokens (but at least one sequence).
     pub fn pack_rows(batches: &[Batch], row_tokens: usize) -> Result<Batch, LlmError> {
-        let mut rows: Vec<Vec<(&[i64], &[i64])>> = Vec::new();
-        let mut fill = 0;
-        for (b, batch) in batches.iter().enumerate() {
-            batch.check_layout().map_err(|e| match e {
-                LlmError::Batch(why) => LlmError::Batch(format!("batch {b}: {why}")),
-                e => e,
-            })?;
-            if batch.packed() {
-                return Err(LlmError::Batch(format!("batch {b} is packed already")));
-            }
-            for (r, mask) in batch.attention_mask.chunks(batch.time.max(1)).enumerate() {
-                let len = mask.iter().take_while(|&&m| m != 0).count();
-                let row = r * batch.time;
-                if let Some(t) = (len..batch.time).find(|&t| batch.labels[row + t] != IGNORE) {
-                    return Err(LlmError::Batch(format!(
-                        "batch {b}: labels[{r}][{t}] lies on padding"
-                    )));
-                }
-                if len == 0 {
-                    continue;
-                }
-                if rows.is_empty() || fill + len > row_tokens {
-                    rows.push(Vec::new());
-                    fill = 0;
-                }
-                fill += len;
-                let seq = (
-                    &batch.input_ids[row..row + len],
-                    &batch.labels[row..row + len],
-                );
-                if let Some(last) = rows.last_mut() {
-                    last.push(seq);
-                }
-            }
-        }
-        let time = rows
-            .iter()
-            .map(|r| r.iter().map(|(ids, _)| ids.len()).sum::<usize>())
-            .max()
-            .unwrap_or(0);
-        let mut out = Batch {
-            batch: rows.len(),
-            time,
-            input_ids: Vec::with_capacity(rows.len() * time),
-            attention_mask: Vec::with_capacity(rows.len() * time),
-            labels: Vec::with_capacity(rows.len() * time),
-        };
-        for row in rows {
-            let mut len = 0;
-            for (segment, (ids, labels)) in (1..).zip(row) {
-                out.input_ids.extend(ids);
-                out.labels.extend(labels);
-                out.attention_mask
-                    .extend(std::iter::repeat_n(segment, ids.len()));
-                len += ids.len();
-            }
-            out.input_ids.extend(std::iter::repeat_n(0, time - len));
-            out.labels.extend(std::iter::repeat_n(IGNORE, time - len));
-            out.attention_mask
-                .extend(std::iter::repeat_n(0, time - len));
-        }
-        Ok(out)
+        Ok(pack_sequences(&sequences(batches)?, row_tokens))
     }
 
     /// Rows `rows` as a batch of their own.
@@ -283,4 +222,89 @@ impl Batch {
             device,
         )
     }
+}
+
+/// One sequence of a batch without its padding: its ids and labels.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sequence<'a> {
+    pub ids: &'a [i64],
+    pub labels: &'a [i64],
+}
+
+impl Sequence<'_> {
+    /// Labelled positions.
+    pub(crate) fn labels(&self) -> usize {
+        self.labels.iter().filter(|&&l| l != IGNORE).count()
+    }
+}
+
+/// The sequences of `batches`, batch after batch and row after row, without empty rows; a
+/// batch that is packed already, ill-formed or labelled on padding is refused, named by its
+/// index.
+pub(crate) fn sequences(batches: &[Batch]) -> Result<Vec<Sequence<'_>>, LlmError> {
+    let mut out = Vec::new();
+    for (b, batch) in batches.iter().enumerate() {
+        batch.check_layout().map_err(|e| match e {
+            LlmError::Batch(why) => LlmError::Batch(format!("batch {b}: {why}")),
+            e => e,
+        })?;
+        if batch.packed() {
+            return Err(LlmError::Batch(format!("batch {b} is packed already")));
+        }
+        for (r, mask) in batch.attention_mask.chunks(batch.time.max(1)).enumerate() {
+            let len = mask.iter().take_while(|&&m| m != 0).count();
+            let row = r * batch.time;
+            if let Some(t) = (len..batch.time).find(|&t| batch.labels[row + t] != IGNORE) {
+                return Err(LlmError::Batch(format!(
+                    "batch {b}: labels[{r}][{t}] lies on padding"
+                )));
+            }
+            if len > 0 {
+                out.push(Sequence {
+                    ids: &batch.input_ids[row..row + len],
+                    labels: &batch.labels[row..row + len],
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `seqs` in packed rows, in order: a row takes sequences until the next would carry it past
+/// `row_tokens` (a longer sequence gets a row of its own).
+pub(crate) fn pack_sequences(seqs: &[Sequence<'_>], row_tokens: usize) -> Batch {
+    let mut rows: Vec<&[Sequence<'_>]> = Vec::new();
+    let (mut start, mut fill) = (0, 0);
+    for (i, seq) in seqs.iter().enumerate() {
+        if i > start && fill + seq.ids.len() > row_tokens {
+            rows.push(&seqs[start..i]);
+            (start, fill) = (i, 0);
+        }
+        fill += seq.ids.len();
+    }
+    if start < seqs.len() {
+        rows.push(&seqs[start..]);
+    }
+    let row_len = |row: &[Sequence<'_>]| row.iter().map(|s| s.ids.len()).sum::<usize>();
+    let time = rows.iter().map(|r| row_len(r)).max().unwrap_or(0);
+    let mut out = Batch {
+        batch: rows.len(),
+        time,
+        input_ids: Vec::with_capacity(rows.len() * time),
+        attention_mask: Vec::with_capacity(rows.len() * time),
+        labels: Vec::with_capacity(rows.len() * time),
+    };
+    for row in rows {
+        for (segment, seq) in (1..).zip(row) {
+            out.input_ids.extend(seq.ids);
+            out.labels.extend(seq.labels);
+            out.attention_mask
+                .extend(std::iter::repeat_n(segment, seq.ids.len()));
+        }
+        let pad = time - row_len(row);
+        out.input_ids.extend(std::iter::repeat_n(0, pad));
+        out.labels.extend(std::iter::repeat_n(IGNORE, pad));
+        out.attention_mask.extend(std::iter::repeat_n(0, pad));
+    }
+    out
 }

@@ -1,6 +1,5 @@
 //! A loaded causal LM of any supported architecture, with the editors' interface.
 
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use burn::backend::Autodiff;
@@ -18,7 +17,9 @@ use crate::gpt2::{self, Gpt2};
 use crate::gptj::{self, Gptj};
 use crate::layers::{self, Affine, Input, Positions};
 use crate::llama::{self, Llama};
-use crate::parts::{CPU_PASS_PARTS, batch_parts, join, position_weights, row_parts, token_parts};
+use crate::parts::{
+    CPU_PASS_PARTS, join, position_weights, row_parts, sequence_parts, token_parts,
+};
 use crate::prefix::{MAX_SCORING_BYTES, PrefixCache};
 use crate::taps::{ModuleId, Taps};
 use crate::weights::Weights;
@@ -389,7 +390,7 @@ impl<B: Backend> CausalLm<B> {
         let Some(packed) = self.packed_parts(micro)? else {
             return self.label_logits(&Batch::pack(micro)?);
         };
-        let logits = scoped_map(packed, |(_, part)| self.logits_at(&part, &labelled(&part)?))
+        let logits = scoped_map(packed, |part| self.logits_at(&part, &labelled(&part)?))
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Tensor::cat(logits, 0))
@@ -623,8 +624,9 @@ impl<B: Backend> CausalLm<B> {
     /// pass gives, Γ is the sum of theirs, and keys and output gradients come micro-batch
     /// after micro-batch, as the separate passes' stacked. The same numbers up to float
     /// rounding, for one pass's fixed costs and no padding. With [`CausalLm::set_pass_parts`]
-    /// above 1 (the CPU default) the micro-batches are split into that many parts of about
-    /// equal tokens, each packed and passed on its own, in parallel ([`crate::parts`]).
+    /// above 1 (the CPU default) their sequences are split into that many runs of about
+    /// equal tokens (a micro-batch may straddle two), each packed and passed on its own, in
+    /// parallel ([`crate::parts::sequence_parts`]).
     pub fn edit_gradients_packed(
         &self,
         micro: &[Batch],
@@ -685,37 +687,41 @@ impl<B: Backend> CausalLm<B> {
             let counts = Some(counts.as_slice());
             return self.gradients_with(&packed, modules, objective, shifts, counts, gammas);
         };
-        let reference = kl_reference(objective, counts.iter().sum())?;
+        let n = counts.iter().sum();
+        let reference = kl_reference(objective, n)?;
+        // A micro-batch may span two parts: each position is weighted by one over its own
+        // micro-batch's labels, so the parts' losses add up to the sum of the means.
+        let weights = position_weights(n, Some(&counts))?;
         let mut jobs = Vec::with_capacity(parts.len());
         let mut at = 0;
-        for (range, packed) in parts {
-            let counts = counts[range].to_vec();
-            let n: usize = counts.iter().sum();
+        for packed in parts {
+            let count = packed.label_positions().len();
+            let weights = weights
+                .get(at..at + count)
+                .ok_or_else(|| LlmError::Batch("a part's labels past the batch's".into()))?;
             jobs.push(Part {
-                reference: reference.map(|r| r.clone().narrow(0, at, n)),
+                reference: reference.map(|r| r.clone().narrow(0, at, count)),
                 batch: packed,
-                loss: Weighting::Groups(Some(counts)),
+                loss: Weighting::Each(weights.to_vec()),
             });
-            at += n;
+            at += count;
         }
         self.gradient_parts(jobs, modules, shifts, gammas)
     }
 
-    /// The parts of a packed pass over `micro` ([`batch_parts`]): runs of whole micro-batches,
-    /// each packed on its own (no row is padded to another part's longest) and validated, with
-    /// their ranges; `None` when the pass stays one pack. The KL reference pass and its
-    /// gradient pass both split here, so the prefix cache serves one from the other.
-    fn packed_parts(&self, micro: &[Batch]) -> Result<Option<Vec<PackedPart>>, LlmError> {
-        let parts = batch_parts(micro, self.parts);
+    /// The parts of a packed pass over `micro` ([`sequence_parts`]): runs of its sequences,
+    /// each packed on its own (no row is padded to another part's longest) and validated;
+    /// `None` when the pass stays one pack. The KL reference pass and its gradient pass both
+    /// split here, so the prefix cache serves one from the other.
+    fn packed_parts(&self, micro: &[Batch]) -> Result<Option<Vec<Batch>>, LlmError> {
+        let parts = sequence_parts(micro, self.parts)?;
         if parts.len() < 2 {
             return Ok(None);
         }
-        let packed = parts.into_iter().map(|range| {
-            let packed = Batch::pack(&micro[range.clone()])?;
+        for packed in &parts {
             packed.validate(self.vocab_size(), self.context_len())?;
-            Ok((range, packed))
-        });
-        packed.collect::<Result<Vec<_>, LlmError>>().map(Some)
+        }
+        Ok(Some(parts))
     }
 
     /// [`CausalLm::gradients`] of the model with `shifts` added to `modules` (one a×b shift
@@ -910,9 +916,6 @@ struct Part<B: Backend> {
     reference: Option<Tensor<B, 2>>,
 }
 
-/// A run of whole micro-batches ([`batch_parts`]) and their pack.
-type PackedPart = (Range<usize>, Batch);
-
 /// A KL objective's reference logits, checked against the `n` labelled positions.
 fn kl_reference<'a, B: Backend>(
     objective: Objective<'a, B>,
@@ -1087,12 +1090,11 @@ mod tests {
         lm.set_pass_parts(2);
         let top = lm.module("transformer.h.2.mlp.c_proj").unwrap();
         let micro: Vec<Batch> = (0..4).map(|i| row(7 * i, 10)).collect();
-        let parts = batch_parts(&micro, 2);
+        let parts = sequence_parts(&micro, 2).unwrap();
         assert_eq!(parts.len(), 2);
         lm.start_prefix_cache(&[top]);
         lm.label_logits_packed(&micro).unwrap();
-        for range in parts {
-            let part = Batch::pack(&micro[range]).unwrap();
+        for part in parts {
             assert!(
                 lm.prefix.get(&part).is_some(),
                 "the part's states are saved"

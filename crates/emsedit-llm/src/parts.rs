@@ -1,5 +1,5 @@
 //! Passes split by rows: a batch of several rows runs as a few parts of consecutive rows (or
-//! of whole micro-batches), one pass each, in parallel on scoped threads
+//! of the sequences of micro-batches), one pass each, in parallel on scoped threads
 //! ([`emsedit_tensor::threads::scoped_map`]), and the parts' results are joined.
 //!
 //! On the CPU one pass over a small batch leaves the second core mostly idle: the products
@@ -19,7 +19,7 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
 use crate::LlmError;
-use crate::batch::Batch;
+use crate::batch::{Batch, PACKED_ROW_TOKENS, pack_sequences, sequences};
 use crate::lm::EditGrads;
 
 /// Parts a pass is split into on a CPU backend ([`crate::CausalLm::set_pass_parts`]).
@@ -61,18 +61,20 @@ fn row_tokens(batch: &Batch) -> Option<Vec<usize>> {
     (tokens.len() == batch.batch).then_some(tokens)
 }
 
-/// [`row_parts`] for whole micro-batches: up to `parts` ranges of consecutive batches with
-/// about equal numbers of real tokens, each packed and run on its own.
-pub fn batch_parts(batches: &[Batch], parts: usize) -> Vec<Range<usize>> {
-    let tokens: Vec<usize> = batches
-        .iter()
-        .map(|b| b.attention_mask.iter().filter(|&&m| m != 0).count())
-        .collect();
-    let labelled: Vec<bool> = batches
-        .iter()
-        .map(|b| b.labels.iter().any(|&l| l != crate::IGNORE))
-        .collect();
-    balanced(&tokens, &labelled, parts)
+/// The sequences of `batches` in up to `parts` runs of consecutive sequences with about
+/// equal numbers of real tokens, each holding a label and packed on its own ([`Batch::pack`]);
+/// one pack when they cannot be split that way. A micro-batch may end in one part and go on
+/// in the next: splitting by sequence rather than by micro-batch keeps the parts even when
+/// the micro-batches are not (an editor's are sorted by length). The packs' sequences, joined
+/// in order, are `Batch::pack(batches)`'s.
+pub fn sequence_parts(batches: &[Batch], parts: usize) -> Result<Vec<Batch>, LlmError> {
+    let seqs = sequences(batches)?;
+    let tokens: Vec<usize> = seqs.iter().map(|s| s.ids.len()).collect();
+    let labelled: Vec<bool> = seqs.iter().map(|s| s.labels() > 0).collect();
+    Ok(balanced(&tokens, &labelled, parts)
+        .into_iter()
+        .map(|range| pack_sequences(&seqs[range], PACKED_ROW_TOKENS))
+        .collect())
 }
 
 /// Up to `parts` ranges of consecutive items (`tokens` each) with about equal token counts,
@@ -218,16 +220,52 @@ mod tests {
         assert_eq!(row_parts(&b, 2), vec![0..3, 3..4]);
     }
 
+    /// The real tokens' ids of each sequence of `b`, row after row.
+    fn segments(b: &Batch) -> Vec<Vec<i64>> {
+        let mut out: Vec<Vec<i64>> = Vec::new();
+        for (r, row) in b.attention_mask.chunks(b.time).enumerate() {
+            let mut last = 0;
+            for (t, &m) in row.iter().enumerate().filter(|(_, m)| **m != 0) {
+                if m != last {
+                    out.push(Vec::new());
+                    last = m;
+                }
+                out.last_mut().unwrap().push(b.input_ids[r * b.time + t]);
+            }
+        }
+        out
+    }
+
     #[test]
-    fn micro_batches_split_whole() {
-        let rows = |lens: &[usize]| -> Vec<Batch> { lens.iter().map(|&l| batch(&[l])).collect() };
-        // An edit batch's two micro-batches: 4 × 12 and 4 × 7 tokens.
+    fn micro_batches_split_by_sequence() {
+        let tokens = |packs: &[Batch]| -> Vec<usize> {
+            packs.iter().map(|p| segments(p).concat().len()).collect()
+        };
+        // An edit batch's two micro-batches: 4 × 12 and 4 × 7 tokens, every sequence's ids
+        // its own. By whole micro-batches the parts would hold 48 and 28 tokens; by sequence
+        // the split falls inside the first.
+        let mut micro = [batch(&[12; 4]), batch(&[7; 4])];
+        for (i, id) in micro
+            .iter_mut()
+            .flat_map(|b| b.input_ids.iter_mut())
+            .enumerate()
+        {
+            *id = i as i64;
+        }
+        let packs = sequence_parts(&micro, 2).unwrap();
+        assert_eq!(tokens(&packs), vec![36, 40]);
+        // Joined, the parts hold `pack`'s sequences in order, and every label.
+        let joined: Vec<Vec<i64>> = packs.iter().flat_map(segments).collect();
+        assert_eq!(joined, segments(&Batch::pack(&micro).unwrap()));
+        let labels: usize = packs.iter().map(|p| p.label_positions().len()).sum();
+        assert_eq!(labels, 8);
+        assert_eq!(tokens(&sequence_parts(&micro, 1).unwrap()), vec![76]);
         assert_eq!(
-            batch_parts(&[batch(&[12; 4]), batch(&[7; 4])], 2),
-            vec![0..1, 1..2]
+            tokens(&sequence_parts(&[batch(&[40])], 2).unwrap()),
+            vec![40]
         );
-        assert_eq!(batch_parts(&rows(&[30, 10, 10, 10]), 2), vec![0..1, 1..4]);
-        assert_eq!(batch_parts(&rows(&[40]), 2), vec![0..1]);
+        let packed = Batch::pack(&micro).unwrap();
+        assert!(sequence_parts(&[micro[0].clone(), packed], 2).is_err());
     }
 
     #[test]

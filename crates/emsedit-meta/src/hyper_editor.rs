@@ -533,21 +533,29 @@ impl<B: Backend> HyperEditor<B> {
             for step in 0..steps {
                 let caches = observe(&grads, &batch.edit, &state.groups, &mut state.nets[0])?;
                 let preds = predict_all(&caches, &state.groups, &state.nets[0], predictor)?;
+                // Both losses are taken on the edited model: one apply, one revert.
                 let old = apply(lm, &state.groups, &preds)?;
-                let mut gammas = gen_gammas(lm, &batch.equiv, &state.groups)?;
+                let gammas = gen_gammas(lm, &batch.equiv, &state.groups);
+                let loc = match (kl, &reference) {
+                    // The reference distribution is the original model's, without gradient;
+                    // one packed pass sums the micro-batches' mean KL terms.
+                    (Some(alpha), Some(reference)) => {
+                        let objective = Objective::Kl(reference);
+                        let modules = &state.groups.modules;
+                        Some((
+                            alpha,
+                            lm.gradients_packed(&batch.unrel, modules, objective, None),
+                        ))
+                    }
+                    _ => None,
+                };
                 revert(lm, &state.groups, old)?;
+                let mut gammas = gammas?;
                 for (g, p) in gammas.iter_mut().zip(&preds) {
                     // ∂(ρ‖Δ‖²)/∂W = 2ρΔ
                     *g = g.clone() + p.delta.clone().mul_scalar(2.0 * reg);
                 }
-                if let (Some(alpha), Some(reference)) = (kl, &reference) {
-                    // The reference distribution is the original model's, without gradient;
-                    // one packed pass sums the micro-batches' mean KL terms.
-                    let old = apply(lm, &state.groups, &preds)?;
-                    let objective = Objective::Kl(reference);
-                    let modules = &state.groups.modules;
-                    let loc = lm.gradients_packed(&batch.unrel, modules, objective, None);
-                    revert(lm, &state.groups, old)?;
+                if let Some((alpha, loc)) = loc {
                     for (g, l) in gammas.iter_mut().zip(loc?.gammas) {
                         *g = g.clone() + l.mul_scalar(alpha);
                     }
