@@ -592,6 +592,17 @@ pub enum Phase {
         /// Training batches per epoch.
         batches: usize,
     },
+    /// Training batch `batch` (from 1) of `of` is through, in epoch `epoch` of `epochs`.
+    Trained {
+        /// This epoch, from 1.
+        epoch: usize,
+        /// Epochs in all.
+        epochs: usize,
+        /// Training batches through so far in this epoch.
+        batch: usize,
+        /// Training batches per epoch.
+        of: usize,
+    },
     /// Scoring the unedited model on the eval records (after training).
     ScoringBefore,
     /// Edit batch `batch` (from 1) of `of` is applied (and, in curve mode, scored).
@@ -617,6 +628,13 @@ impl std::fmt::Display for Phase {
                 batches,
             } if epochs > 1 => write!(f, "training on {batches} batches, epoch {epoch}/{epochs}"),
             Self::Training { batches, .. } => write!(f, "training on {batches} batches"),
+            Self::Trained {
+                epoch,
+                epochs,
+                batch,
+                of,
+            } if epochs > 1 => write!(f, "trained on {batch}/{of} batches, epoch {epoch}/{epochs}"),
+            Self::Trained { batch, of, .. } => write!(f, "trained on {batch}/{of} batches"),
             Self::Edited { batch, of } => write!(f, "edited {batch}/{of} batches"),
             Self::ScoringAfter => f.write_str("scoring the edited model"),
         }
@@ -669,7 +687,20 @@ pub fn run_with_progress<B: Backend>(
             epochs: config.train_epochs,
             batches: train_batches.len(),
         });
-        editor.train(&mut lm, &train_batches)?;
+        let of = train_batches.len();
+        let mut done = |batch| {
+            progress(Phase::Trained {
+                epoch,
+                epochs: config.train_epochs,
+                batch,
+                of,
+            })
+        };
+        if of > 0 {
+            editor.train_with_progress(&mut lm, &train_batches, &mut done)?;
+        } else {
+            editor.train(&mut lm, &train_batches)?;
+        }
         lm = input.model.clone();
     }
     let train_seconds = start.elapsed().as_secs_f64();

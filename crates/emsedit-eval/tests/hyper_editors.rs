@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use emsedit_eval::scenario::{Run, ScenarioConfig, edit_batches, run};
+use emsedit_eval::scenario::{Phase, Run, ScenarioConfig, edit_batches, run, run_with_progress};
 use emsedit_eval::synthetic::{FactWorld, Split, WorldConfig};
 use emsedit_llm::{CausalLm, LmTokenizer};
 use emsedit_meta::hypernet::HyperConfig;
@@ -83,6 +83,66 @@ fn run_with(
     let mut editor = HyperEditor::new(config(c));
     let report = run(&mut editor, &input, &scenario).unwrap();
     (editor, report)
+}
+
+#[test]
+fn training_reports_every_batch_and_changes_nothing() {
+    let _rng = rng_lock();
+    let lm = CausalLm::<Cpu>::load(&fixture(), &cpu()).unwrap();
+    let tok = LmTokenizer::load_dir(&fixture()).unwrap();
+    let (train, eval) = (world_records(Split::Train), world_records(Split::Eval));
+    let input = Run::new(&lm, &tok, &train, &eval);
+    let mut scenario = ScenarioConfig::sequential(3, 2);
+    scenario.train_epochs = 2;
+    // One editor of each training loop: shared networks (MALMEN), step-specific ones
+    // (EMSEdit) and RLEdit's backtracking.
+    for c in [
+        HyperEditorConfig::malmen(modules(), 1),
+        HyperEditorConfig::emsedit_sequential(modules()),
+        HyperEditorConfig::rledit(modules(), 1),
+    ] {
+        let name = c.name.clone();
+        seed::<Cpu>(&cpu(), 11);
+        let mut seen = Vec::new();
+        let mut editor = HyperEditor::new(config(c.clone()));
+        let watched =
+            run_with_progress(&mut editor, &input, &scenario, &mut |p| seen.push(p)).unwrap();
+        // The batches each epoch trains on, as the run announced them.
+        let batches = match seen[0] {
+            Phase::Training { batches, .. } => batches,
+            other => panic!("{name}: first phase {other:?}"),
+        };
+        assert!(batches > 0, "{name}");
+        let trained: Vec<Phase> = seen
+            .into_iter()
+            .filter(|p| matches!(p, Phase::Trained { .. }))
+            .collect();
+        let expected: Vec<Phase> = (1..=2)
+            .flat_map(|epoch| {
+                (1..=batches).map(move |batch| Phase::Trained {
+                    epoch,
+                    epochs: 2,
+                    batch,
+                    of: batches,
+                })
+            })
+            .collect();
+        assert_eq!(trained, expected, "{name}");
+        seed::<Cpu>(&cpu(), 11);
+        let plain = run(&mut HyperEditor::new(config(c)), &input, &scenario).unwrap();
+        assert_eq!(
+            (watched.before, watched.after),
+            (plain.before, plain.after),
+            "{name}"
+        );
+    }
+    let phase = Phase::Trained {
+        epoch: 1,
+        epochs: 1,
+        batch: 2,
+        of: 3,
+    };
+    assert_eq!(phase.to_string(), "trained on 2/3 batches");
 }
 
 #[test]

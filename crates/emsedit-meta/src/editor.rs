@@ -38,6 +38,20 @@ pub trait Editor<B: Backend> {
     /// exactly as it was given, whether training succeeds or fails.
     fn train(&mut self, lm: &mut CausalLm<B>, stream: &[EditBatch]) -> Result<(), MetaError>;
 
+    /// [`Editor::train`], calling `done(k)` once the first k batches of `stream` are through,
+    /// for progress output on long training. Editors that train batch by batch report each
+    /// batch; the default trains, then reports the whole stream.
+    fn train_with_progress(
+        &mut self,
+        lm: &mut CausalLm<B>,
+        stream: &[EditBatch],
+        done: &mut dyn FnMut(usize),
+    ) -> Result<(), MetaError> {
+        self.train(lm, stream)?;
+        done(stream.len());
+        Ok(())
+    }
+
     /// How many training batches the editor trains on when the edit stream has `num_seq`
     /// batches, as the reference trains it: the stream's length (EMSEdit, RLEdit), a fixed
     /// `max_steps` (MALMEN 1, MEND 100), or none (training-free editors).

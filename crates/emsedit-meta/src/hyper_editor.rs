@@ -372,7 +372,7 @@ impl<B: Backend> HyperEditor<B> {
             steps: Vec::new(),
             updates: Vec::new(),
         };
-        self.train_with(lm, stream, Some(&mut trace))?;
+        self.train_with(lm, stream, Some(&mut trace), &mut |_| {})?;
         Ok(trace)
     }
 
@@ -381,6 +381,7 @@ impl<B: Backend> HyperEditor<B> {
         lm: &mut CausalLm<B>,
         stream: &[EditBatch],
         trace: Option<&mut TrainTrace<B>>,
+        done: &mut dyn FnMut(usize),
     ) -> Result<(), MetaError> {
         self.ensure(lm)?;
         let modules = self.state.as_ref().expect("built").groups.modules.clone();
@@ -388,11 +389,11 @@ impl<B: Backend> HyperEditor<B> {
         let snapshot = Snapshot::take(lm, &modules);
         with_prefix_cache(lm, &modules, |lm| {
             snapshot.around(lm, |lm| match self.config.layout {
-                Layout::Shared => self.train_shared(lm, stream, trace),
+                Layout::Shared => self.train_shared(lm, stream, trace, done),
                 Layout::StepSpecific if self.config.backtrack.is_some() => {
-                    self.train_rl(lm, stream, trace)
+                    self.train_rl(lm, stream, trace, done)
                 }
-                Layout::StepSpecific => self.train_step_specific(lm, stream, trace),
+                Layout::StepSpecific => self.train_step_specific(lm, stream, trace, done),
             })
         })
     }
@@ -501,6 +502,7 @@ impl<B: Backend> HyperEditor<B> {
         lm: &mut CausalLm<B>,
         stream: &[EditBatch],
         mut trace: Option<&mut TrainTrace<B>>,
+        done: &mut dyn FnMut(usize),
     ) -> Result<(), MetaError> {
         let reg = self.reg();
         let kl = match self.config.locality {
@@ -519,7 +521,7 @@ impl<B: Backend> HyperEditor<B> {
         let zeros = |nets: &[HyperNet<B>]| -> Vec<Params<B>> {
             nets.iter().map(|n| n.params.zeros_like()).collect()
         };
-        for batch in stream {
+        for (t, batch) in stream.iter().enumerate() {
             // Without step-wise updating the K steps' gradients are summed into one update.
             let mut acc = zeros(&state.nets[0]);
             // Every step starts from the same weights (each reverts its shift), so the edit
@@ -574,6 +576,7 @@ impl<B: Backend> HyperEditor<B> {
                     acc = zeros(&state.nets[0]);
                 }
             }
+            done(t + 1);
         }
         Ok(())
     }
@@ -586,6 +589,7 @@ impl<B: Backend> HyperEditor<B> {
         lm: &mut CausalLm<B>,
         stream: &[EditBatch],
         mut trace: Option<&mut TrainTrace<B>>,
+        done: &mut dyn FnMut(usize),
     ) -> Result<(), MetaError> {
         if let Locality::Kl { .. } = self.config.locality {
             return Err(MetaError::Config(
@@ -599,7 +603,7 @@ impl<B: Backend> HyperEditor<B> {
         let state = self.state.as_mut().expect("built");
         let original: Vec<_> = state.groups.modules.iter().map(|&m| lm.weight(m)).collect();
         let mut acc = StreamGrads::new(&state.nets, max_norm);
-        for batch in stream {
+        for (t, batch) in stream.iter().enumerate() {
             let mut preds = Vec::with_capacity(state.nets.len());
             for nets in state.nets.iter_mut() {
                 let caches = cache(lm, &batch.edit, &state.groups, nets)?;
@@ -618,6 +622,7 @@ impl<B: Backend> HyperEditor<B> {
                     t.step(&state.nets[k], &state.groups, p, &gammas)?;
                 }
             }
+            done(t + 1);
         }
         acc.apply(&mut state.nets, &mut state.opt, trace)
     }
@@ -633,6 +638,7 @@ impl<B: Backend> HyperEditor<B> {
         lm: &mut CausalLm<B>,
         stream: &[EditBatch],
         mut trace: Option<&mut TrainTrace<B>>,
+        done: &mut dyn FnMut(usize),
     ) -> Result<(), MetaError> {
         let back = self.config.backtrack.expect("RLEdit has a memory");
         let alpha = match self.config.locality {
@@ -705,6 +711,7 @@ impl<B: Backend> HyperEditor<B> {
                     t.step(&state.nets[k], &state.groups, preds, gammas)?;
                 }
             }
+            done(t + 1);
         }
         acc.apply(&mut state.nets, &mut state.opt, trace)
     }
@@ -838,7 +845,16 @@ impl<B: Backend> Editor<B> for HyperEditor<B> {
     }
 
     fn train(&mut self, lm: &mut CausalLm<B>, stream: &[EditBatch]) -> Result<(), MetaError> {
-        self.train_with(lm, stream, None)
+        self.train_with(lm, stream, None, &mut |_| {})
+    }
+
+    fn train_with_progress(
+        &mut self,
+        lm: &mut CausalLm<B>,
+        stream: &[EditBatch],
+        done: &mut dyn FnMut(usize),
+    ) -> Result<(), MetaError> {
+        self.train_with(lm, stream, None, done)
     }
 
     fn train_batches(&self, num_seq: usize) -> usize {

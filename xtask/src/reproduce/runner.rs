@@ -346,9 +346,9 @@ fn reset_peak_memory() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-/// Progress of one cell: every phase on the bar; in the log the start of training (one call
-/// to the editor, which can take most of a cell) and any other phase at most once a minute,
-/// so that a long cell shows where it is when stderr is a file and short cells stay quiet.
+/// Progress of one cell: every phase on the bar; in the log the start of training and any
+/// other phase (each training batch through, each edit batch) at most once a minute, so that
+/// a long cell shows where it is when stderr is a file and short cells stay quiet.
 fn cell_progress<'a>(bar: &'a ProgressBar, id: &'a str) -> impl FnMut(Phase) + 'a {
     let start = Instant::now();
     let mut logged = start;
