@@ -19,8 +19,8 @@ use burn::tensor::{Int, Tensor};
 use crate::LlmError;
 use crate::config::Gemma2Config;
 use crate::layers::{
-    Affine, Input, Positions, RmsNorm, Rope, attend, embed, frozen, gelu_new, head_rows,
-    linears_to_autodiff, lm_logits, merge_heads, repeat_kv, split_heads,
+    Affine, Input, Positions, RmsNorm, Rope, attend_grouped, embed, frozen, gelu_new, head_rows,
+    linears_to_autodiff, lm_logits, merge_heads, split_heads, split_kv_heads,
 };
 use crate::llama::inv_freq;
 use crate::taps::{ModuleId, Taps};
@@ -128,7 +128,6 @@ impl<B: Backend> Gemma3<B> {
     ) -> Tensor<B, 3> {
         let c = &self.config;
         let scale = c.query_pre_attn_scalar.powf(-0.5);
-        let group = c.num_attention_heads / c.num_key_value_heads;
         // The reference rounds √d to the hidden dtype (f32) before scaling.
         let normalizer = (c.hidden_size as f64).sqrt() as f32 as f64;
         let (start, mut h) = input.start(|ids| embed(&self.embed, ids).mul_scalar(normalizer));
@@ -152,13 +151,12 @@ impl<B: Backend> Gemma3<B> {
                 taps.run(id(1), &block.linears[1], x.clone()),
                 c.num_key_value_heads,
             );
-            let v = split_heads(taps.run(id(2), &block.linears[2], x), c.num_key_value_heads);
+            let v = split_kv_heads(taps.run(id(2), &block.linears[2], x), c.num_key_value_heads);
             let (q, k) = (
                 rope.apply(q_norm.forward(q), at),
                 rope.apply(k_norm.forward(k), at),
             );
-            let (k, v) = (repeat_kv(k, group), repeat_kv(v, group));
-            let attn = merge_heads(attend(q, k, v, scale, None, mask));
+            let attn = merge_heads(attend_grouped(q, k, v, scale, None, mask));
             let attn = taps.run(id(3), &block.linears[3], attn);
             h = h + post_attn.forward(attn);
             let x = pre_ff.forward(h.clone());

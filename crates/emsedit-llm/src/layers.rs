@@ -125,11 +125,9 @@ impl Gqa {
         let id = |slot| ModuleId { layer, slot };
         let q = split_heads(taps.run(id(0), &linears[0], x.clone()), self.heads);
         let k = split_heads(taps.run(id(1), &linears[1], x.clone()), self.kv_heads);
-        let v = split_heads(taps.run(id(2), &linears[2], x), self.kv_heads);
+        let v = split_kv_heads(taps.run(id(2), &linears[2], x), self.kv_heads);
         let (q, k) = (rope.apply(q, at), rope.apply(k, at));
-        let group = self.heads / self.kv_heads;
-        let (k, v) = (repeat_kv(k, group), repeat_kv(v, group));
-        let attn = merge_heads(attend(q, k, v, self.scale, self.softcap, mask));
+        let attn = merge_heads(attend_grouped(q, k, v, self.scale, self.softcap, mask));
         taps.run(id(3), &linears[3], attn)
     }
 }
@@ -321,6 +319,45 @@ pub fn attend<B: Backend>(
     }
     let scores = scores.mask_fill(mask.clone().expand([batch, heads, time, time]), f32::MIN);
     softmax(scores, 3).matmul(v)
+}
+
+/// [`attend`] for grouped-query attention: query head `i · group + j` attends with key and
+/// value head `i`. `q` is batch × heads × time × hd, `k` batch × kv × time × hd and `v`
+/// batch × kv × 1 × time × hd ([`split_kv_heads`]). The keys and values are broadcast over
+/// each group in the batched products rather than copied once per query head
+/// ([`repeat_kv`]): the same products, without the copies (burn-flex walks an expanded
+/// view element by element) or their backward.
+pub fn attend_grouped<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 5>,
+    scale: f64,
+    softcap: Option<f64>,
+    mask: &Tensor<B, 4, Bool>,
+) -> Tensor<B, 4> {
+    let [batch, heads, time, hd] = q.dims();
+    let kv = k.dims()[1];
+    let group = heads / kv;
+    let q = q.reshape([batch, kv, group, time, hd]);
+    let mut scores = q
+        .matmul(k.unsqueeze_dim::<5>(2).swap_dims(3, 4))
+        .mul_scalar(scale);
+    if let Some(cap) = softcap {
+        scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
+    }
+    let mask = mask.clone().unsqueeze_dim::<5>(1);
+    let scores = scores.mask_fill(mask.expand([batch, kv, group, time, time]), f32::MIN);
+    softmax(scores, 4)
+        .matmul(v)
+        .reshape([batch, heads, time, hd])
+}
+
+/// Splits batch × time × (kv·hd) into a batch × kv × 1 × time × hd view, the values'
+/// layout for [`attend_grouped`] (no copy).
+pub fn split_kv_heads<B: Backend>(x: Tensor<B, 3>, kv: usize) -> Tensor<B, 5> {
+    let [batch, time, width] = x.dims();
+    x.reshape([batch, time, kv, 1, width / kv])
+        .permute([0, 2, 3, 1, 4])
 }
 
 /// Splits batch × time × (heads·hd) into batch × heads × time × hd.
@@ -581,6 +618,45 @@ mod tests {
             "{:?}",
             out(Some(1.0))
         );
+    }
+
+    #[test]
+    fn grouped_attention_is_attention_with_repeated_heads() {
+        // Two rows of 5, 6 query heads on 2 key/value heads (groups of 3), head width 4.
+        let (b, h, kv, t, hd) = (2, 6, 2, 5, 4);
+        let data = |n: usize, k: f32| (0..n).map(|i| (i as f32 * k).sin()).collect::<Vec<_>>();
+        let q = t4(data(b * h * t * hd, 0.37), [b, h, t, hd]);
+        let k = t4(data(b * kv * t * hd, 0.53), [b, kv, t, hd]);
+        let v3: Tensor<Cpu, 3> = Tensor::from_data(
+            TensorData::new(data(b * t * kv * hd, 0.71), [b, t, kv * hd]),
+            &cpu(),
+        );
+        let mut batch = one_row(t);
+        batch.batch = b;
+        batch.input_ids = vec![0; b * t];
+        batch.attention_mask = vec![1; b * t];
+        batch.labels = vec![crate::IGNORE; b * t];
+        let mask = Positions::<Cpu>::new(&batch, &cpu()).mask(None);
+        let flat = |x: Tensor<Cpu, 4>| x.into_data().into_vec::<f32>().unwrap();
+        for cap in [None, Some(2.0)] {
+            let want = attend(
+                q.clone(),
+                repeat_kv(k.clone(), h / kv),
+                repeat_kv(split_heads(v3.clone(), kv), h / kv),
+                0.5,
+                cap,
+                &mask,
+            );
+            let got = attend_grouped(
+                q.clone(),
+                k.clone(),
+                split_kv_heads(v3.clone(), kv),
+                0.5,
+                cap,
+                &mask,
+            );
+            assert_eq!(flat(got), flat(want), "softcap {cap:?}");
+        }
     }
 
     #[test]
