@@ -232,9 +232,9 @@ pub(crate) struct Sequence<'a> {
 }
 
 impl Sequence<'_> {
-    /// Labelled positions.
-    pub(crate) fn labels(&self) -> usize {
-        self.labels.iter().filter(|&&l| l != IGNORE).count()
+    /// Whether some position carries a label.
+    pub(crate) fn labelled(&self) -> bool {
+        self.labels.iter().any(|&l| l != IGNORE)
     }
 }
 

@@ -352,8 +352,8 @@ pub fn attend_grouped<B: Backend>(
         .reshape([batch, heads, time, hd])
 }
 
-/// Splits batch × time × (kv·hd) into a batch × kv × 1 × time × hd view, the values'
-/// layout for [`attend_grouped`] (no copy).
+/// Splits batch × time × (kv·hd) into batch × kv × 1 × time × hd, the values' layout for
+/// [`attend_grouped`]: a view, without a copy, of a contiguous x (a projection's output).
 pub fn split_kv_heads<B: Backend>(x: Tensor<B, 3>, kv: usize) -> Tensor<B, 5> {
     let [batch, time, width] = x.dims();
     x.reshape([batch, time, kv, 1, width / kv])

@@ -70,7 +70,7 @@ fn row_tokens(batch: &Batch) -> Option<Vec<usize>> {
 pub fn sequence_parts(batches: &[Batch], parts: usize) -> Result<Vec<Batch>, LlmError> {
     let seqs = sequences(batches)?;
     let tokens: Vec<usize> = seqs.iter().map(|s| s.ids.len()).collect();
-    let labelled: Vec<bool> = seqs.iter().map(|s| s.labels() > 0).collect();
+    let labelled: Vec<bool> = seqs.iter().map(|s| s.labelled()).collect();
     Ok(balanced(&tokens, &labelled, parts)
         .into_iter()
         .map(|range| pack_sequences(&seqs[range], PACKED_ROW_TOKENS))
