@@ -313,12 +313,22 @@ pub fn attend<B: Backend>(
     mask: &Tensor<B, 4, Bool>,
 ) -> Tensor<B, 4> {
     let [batch, heads, time, _] = q.dims();
-    let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+    let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+    let mask = mask.clone().expand([batch, heads, time, time]);
+    attention_weights(scores, softcap, mask).matmul(v)
+}
+
+/// Softmax over the last axis of attention scores, capped first (`cap · tanh(s / cap)`) when
+/// `softcap` is set, with the masked keys left out.
+fn attention_weights<B: Backend, const D: usize>(
+    mut scores: Tensor<B, D>,
+    softcap: Option<f64>,
+    mask: Tensor<B, D, Bool>,
+) -> Tensor<B, D> {
     if let Some(cap) = softcap {
         scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
     }
-    let scores = scores.mask_fill(mask.clone().expand([batch, heads, time, time]), f32::MIN);
-    softmax(scores, 3).matmul(v)
+    softmax(scores.mask_fill(mask, f32::MIN), D - 1)
 }
 
 /// [`attend`] for grouped-query attention: query head `i · group + j` attends with key and
@@ -339,15 +349,12 @@ pub fn attend_grouped<B: Backend>(
     let kv = k.dims()[1];
     let group = heads / kv;
     let q = q.reshape([batch, kv, group, time, hd]);
-    let mut scores = q
+    let scores = q
         .matmul(k.unsqueeze_dim::<5>(2).swap_dims(3, 4))
         .mul_scalar(scale);
-    if let Some(cap) = softcap {
-        scores = scores.div_scalar(cap).tanh().mul_scalar(cap);
-    }
     let mask = mask.clone().unsqueeze_dim::<5>(1);
-    let scores = scores.mask_fill(mask.expand([batch, kv, group, time, time]), f32::MIN);
-    softmax(scores, 4)
+    let mask = mask.expand([batch, kv, group, time, time]);
+    attention_weights(scores, softcap, mask)
         .matmul(v)
         .reshape([batch, heads, time, hd])
 }
