@@ -696,11 +696,7 @@ pub fn run_with_progress<B: Backend>(
                 of,
             })
         };
-        if of > 0 {
-            editor.train_with_progress(&mut lm, &train_batches, &mut done)?;
-        } else {
-            editor.train(&mut lm, &train_batches)?;
-        }
+        editor.train_with_progress(&mut lm, &train_batches, &mut done)?;
         lm = input.model.clone();
     }
     let train_seconds = start.elapsed().as_secs_f64();

@@ -387,9 +387,10 @@ impl<B: Backend> CausalLm<B> {
     /// as that gradient pass: with the prefix cache on, the gradient pass then starts each
     /// part from the hidden states this pass saved.
     pub fn label_logits_packed(&self, micro: &[Batch]) -> Result<Tensor<B, 2>, LlmError> {
-        let Some(packed) = self.packed_parts(micro)? else {
-            return self.label_logits(&Batch::pack(micro)?);
-        };
+        let packed = self.packed_parts(micro)?;
+        if let [one] = packed.as_slice() {
+            return self.label_logits(one);
+        }
         let logits = scoped_map(packed, |part| self.logits_at(&part, &labelled(&part)?))
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
@@ -682,11 +683,11 @@ impl<B: Backend> CausalLm<B> {
         if let Some(shifts) = shifts {
             self.check_shifts(modules, shifts)?;
         }
-        let Some(parts) = self.packed_parts(micro)? else {
-            let packed = Batch::pack(micro)?;
+        let parts = self.packed_parts(micro)?;
+        if let [packed] = parts.as_slice() {
             let counts = Some(counts.as_slice());
-            return self.gradients_with(&packed, modules, objective, shifts, counts, gammas);
-        };
+            return self.gradients_with(packed, modules, objective, shifts, counts, gammas);
+        }
         let n = counts.iter().sum();
         let reference = kl_reference(objective, n)?;
         // A micro-batch may span two parts: each position is weighted by one over its own
@@ -711,17 +712,17 @@ impl<B: Backend> CausalLm<B> {
 
     /// The parts of a packed pass over `micro` ([`sequence_parts`]): runs of its sequences,
     /// each packed on its own (no row is padded to another part's longest) and validated;
-    /// `None` when the pass stays one pack. The KL reference pass and its gradient pass both
-    /// split here, so the prefix cache serves one from the other.
-    fn packed_parts(&self, micro: &[Batch]) -> Result<Option<Vec<Batch>>, LlmError> {
+    /// one pack (`Batch::pack(micro)`, validated by the pass that takes it) when the pass is
+    /// not split. The KL reference pass and its gradient pass both split here, so the prefix
+    /// cache serves one from the other.
+    fn packed_parts(&self, micro: &[Batch]) -> Result<Vec<Batch>, LlmError> {
         let parts = sequence_parts(micro, self.parts)?;
-        if parts.len() < 2 {
-            return Ok(None);
+        if parts.len() > 1 {
+            for packed in &parts {
+                packed.validate(self.vocab_size(), self.context_len())?;
+            }
         }
-        for packed in &parts {
-            packed.validate(self.vocab_size(), self.context_len())?;
-        }
-        Ok(Some(parts))
+        Ok(parts)
     }
 
     /// [`CausalLm::gradients`] of the model with `shifts` added to `modules` (one a×b shift

@@ -40,7 +40,7 @@ pub trait Editor<B: Backend> {
 
     /// [`Editor::train`], calling `done(k)` once the first k batches of `stream` are through,
     /// for progress output on long training. Editors that train batch by batch report each
-    /// batch; the default trains, then reports the whole stream.
+    /// batch; the default trains, then reports the whole stream (nothing for an empty one).
     fn train_with_progress(
         &mut self,
         lm: &mut CausalLm<B>,
@@ -48,7 +48,9 @@ pub trait Editor<B: Backend> {
         done: &mut dyn FnMut(usize),
     ) -> Result<(), MetaError> {
         self.train(lm, stream)?;
-        done(stream.len());
+        if !stream.is_empty() {
+            done(stream.len());
+        }
         Ok(())
     }
 
