@@ -1,5 +1,7 @@
 //! The fine-tuning baseline (EasyEdit's FT-L style): Adam on the edited modules' weights,
-//! minimizing the cross-entropy of the edit tuples' targets.
+//! minimizing the cross-entropy of the edit tuples' targets, with EasyEdit's loss threshold:
+//! no step on a micro-batch whose loss is already below it, and no further pass once a
+//! pass's mean loss is below it.
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
@@ -22,6 +24,15 @@ pub struct FtConfig {
     /// Keep every weight within ± this of its value before the edit batch (EasyEdit's
     /// `norm_constraint`); `None` leaves the weights free.
     pub norm_constraint: Option<f64>,
+    /// EasyEdit FT-L's threshold (1e-2): a micro-batch whose loss is below it takes no Adam
+    /// step, and fine-tuning stops after the first pass whose mean micro-batch loss
+    /// (weighted by their sequences) is below it. `None` runs every step of every pass.
+    #[serde(default = "default_stop_loss")]
+    pub stop_loss: Option<f32>,
+}
+
+fn default_stop_loss() -> Option<f32> {
+    Some(1e-2)
 }
 
 impl FtConfig {
@@ -32,6 +43,7 @@ impl FtConfig {
             lr: 5e-4,
             steps: 25,
             norm_constraint: None,
+            stop_loss: default_stop_loss(),
         }
     }
 }
@@ -40,12 +52,19 @@ impl FtConfig {
 #[derive(Debug, Clone)]
 pub struct Ft {
     config: FtConfig,
+    passes: usize,
 }
 
 impl Ft {
     /// An FT editor.
     pub fn new(config: FtConfig) -> Self {
-        Self { config }
+        Self { config, passes: 0 }
+    }
+
+    /// How many passes over its micro-batches the last edit ran (at most `steps`; fewer when
+    /// the loss threshold stopped it).
+    pub fn last_passes(&self) -> usize {
+        self.passes
     }
 }
 
@@ -78,7 +97,7 @@ impl<B: Backend> Editor<B> for Ft {
 
 impl Ft {
     fn fine_tune<B: Backend>(
-        &self,
+        &mut self,
         lm: &mut CausalLm<B>,
         batch: &EditBatch,
         modules: &[ModuleId],
@@ -88,9 +107,20 @@ impl Ft {
             lr: self.config.lr,
             ..AdamConfig::default()
         });
+        let stop_loss = self.config.stop_loss;
+        let below = |loss: f32| stop_loss.is_some_and(|t| loss < t);
+        self.passes = 0;
         for _ in 0..self.config.steps {
+            self.passes += 1;
+            let (mut sum, mut count) = (0.0f64, 0usize);
             for micro in &batch.edit {
                 let grads = lm.edit_gradients(micro, modules)?;
+                let n = micro.batch;
+                sum += f64::from(grads.loss) * n as f64;
+                count += n;
+                if below(grads.loss) {
+                    continue;
+                }
                 for (slot, (&m, gamma)) in modules.iter().zip(grads.gammas).enumerate() {
                     let mut w = adam.step(slot, lm.weight(m), gamma)?;
                     if let Some(eps) = self.config.norm_constraint {
@@ -108,6 +138,9 @@ impl Ft {
                     }
                     lm.set_weight(m, w)?;
                 }
+            }
+            if count > 0 && below((sum / count as f64) as f32) {
+                break;
             }
         }
         Ok(())
