@@ -170,10 +170,16 @@ pub fn rows<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 2> {
 }
 
 /// `h Eᵀ` for an embedding-shaped head E (V×d): batch × time × V logits.
+///
+/// The plain product with Eᵀ as a column-major view: gemm writes the logits row-major, where
+/// `(E hᵀ)ᵀ` would leave a transposed V-wide result to copy (a third of Gemma-3's
+/// 262,144-wide head). The same sums in the same order, bit for bit.
 pub fn lm_logits<B: Backend>(h: Tensor<B, 3>, head: &Tensor<B, 2>) -> Tensor<B, 3> {
     let [batch, time, _] = h.dims();
     let [vocab, _] = head.dims();
-    transposed_product(&head.clone().transpose(), rows(h)).reshape([batch, time, vocab])
+    rows(h)
+        .matmul(head.clone().transpose())
+        .reshape([batch, time, vocab])
 }
 
 /// `x W` (n×a times a×b) computed as `(Wᵀ xᵀ)ᵀ`. The CPU matmul (gemm) packs its right
@@ -709,6 +715,44 @@ mod tests {
         let got = flat(rope.apply(both, &Positions::new(&two, &cpu())));
         let one = flat(rope.apply(x, &packed));
         assert_eq!(got, [one.clone(), one].concat());
+    }
+
+    #[test]
+    fn head_logits_are_the_transposed_product_bit_for_bit() {
+        let (vocab, d) = (3001, 72);
+        let e = Tensor::<Cpu, 2>::from_data(
+            TensorData::new(
+                (0..vocab * d)
+                    .map(|i| ((i * 37) % 101) as f32 * 0.013 - 0.6)
+                    .collect(),
+                [vocab, d],
+            ),
+            &cpu(),
+        );
+        for rows in [1, 7, 24, 88] {
+            let h = Tensor::<Cpu, 3>::from_data(
+                TensorData::new(
+                    (0..rows * d)
+                        .map(|i| ((i * 53) % 97) as f32 * 0.021 - 1.0)
+                        .collect(),
+                    [1, rows, d],
+                ),
+                &cpu(),
+            );
+            let got = lm_logits(h.clone(), &e)
+                .into_data()
+                .into_vec::<f32>()
+                .unwrap();
+            let old = transposed_product(&e.clone().transpose(), super::rows(h))
+                .into_data()
+                .into_vec::<f32>()
+                .unwrap();
+            let same = got
+                .iter()
+                .zip(&old)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{rows} rows");
+        }
     }
 
     #[test]
