@@ -171,16 +171,26 @@ pub fn rows<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 2> {
 
 /// `h Eᵀ` for an embedding-shaped head E (V×d): batch × time × V logits.
 ///
-/// The plain product with Eᵀ as a column-major view: gemm writes the logits row-major, where
-/// `(E hᵀ)ᵀ` would leave a transposed V-wide result to copy (a third of Gemma-3's
-/// 262,144-wide head). The same sums in the same order, bit for bit.
+/// From [`PLAIN_HEAD_ROWS`] rows on, the plain product with Eᵀ as a column-major view: gemm
+/// writes the logits row-major, where [`transposed_product`]'s `(E hᵀ)ᵀ` leaves a transposed
+/// V-wide result to copy (on one thread, 10–20% of the head's forward and backward at 24–88
+/// rows). Below it, `(E hᵀ)ᵀ`, which gemm runs 7–20% faster there. The same sums in the same
+/// order either way, bit for bit.
 pub fn lm_logits<B: Backend>(h: Tensor<B, 3>, head: &Tensor<B, 2>) -> Tensor<B, 3> {
     let [batch, time, _] = h.dims();
     let [vocab, _] = head.dims();
-    rows(h)
-        .matmul(head.clone().transpose())
-        .reshape([batch, time, vocab])
+    let x = rows(h);
+    let logits = if batch * time >= PLAIN_HEAD_ROWS {
+        x.matmul(head.clone().transpose())
+    } else {
+        transposed_product(&head.clone().transpose(), x)
+    };
+    logits.reshape([batch, time, vocab])
 }
+
+/// The row count from which [`lm_logits`] takes the plain product (measured crossover
+/// between 16 and 24 rows on SmolLM2's and Gemma-3's heads, docs/performance.md).
+pub const PLAIN_HEAD_ROWS: usize = 20;
 
 /// `x W` (n×a times a×b) computed as `(Wᵀ xᵀ)ᵀ`. The CPU matmul (gemm) packs its right
 /// operand element by element when that operand is stored column-major, which a model's
@@ -718,7 +728,7 @@ mod tests {
     }
 
     #[test]
-    fn head_logits_are_the_transposed_product_bit_for_bit() {
+    fn head_logits_are_the_transposed_product_bit_for_bit_at_every_row_count() {
         let (vocab, d) = (3001, 72);
         let e = Tensor::<Cpu, 2>::from_data(
             TensorData::new(
@@ -729,7 +739,7 @@ mod tests {
             ),
             &cpu(),
         );
-        for rows in [1, 7, 24, 88] {
+        for rows in [1, 7, 19, 20, 24, 88] {
             let h = Tensor::<Cpu, 3>::from_data(
                 TensorData::new(
                     (0..rows * d)
@@ -743,7 +753,10 @@ mod tests {
                 .into_data()
                 .into_vec::<f32>()
                 .unwrap();
-            let old = transposed_product(&e.clone().transpose(), super::rows(h))
+            let old = e
+                .clone()
+                .matmul(super::rows(h).transpose())
+                .transpose()
                 .into_data()
                 .into_vec::<f32>()
                 .unwrap();
