@@ -35,36 +35,23 @@ pub struct Record {
     pub report: Report,
     /// Wall time of the whole cell (loading excluded), seconds.
     pub wall_seconds: f64,
-    /// The checkout's commit when the cell ran, `+changes` when its sources differed from it
-    /// ([`code_version`]); absent in records written before it was kept.
+    /// The commit the binary that ran the cell was built from, `+changes` when its sources
+    /// differed from it ([`code_version`]); absent in records written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
 }
 
-/// The commit of the checkout at `root` (12 hex digits), with `+changes` when the sources a
-/// cell runs (`crates/`, `src/`, `xtask/`, `Cargo.lock`) differ from it; `None` without git.
-/// A float-level change anywhere in the code can move a cell's scores by as much as another
-/// seed does, so a record says which code computed it.
-pub fn code_version(root: &Path) -> Option<String> {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .arg("-C")
-            .arg(root)
-            .args(args)
-            .output()
-            .ok()
-    };
-    let head = git(&["rev-parse", "--short=12", "HEAD"]).filter(|o| o.status.success())?;
-    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
-    let sources = ["crates", "src", "xtask", "Cargo.lock"];
-    // Modified, staged or new files (ignored ones, such as build outputs, are not listed).
-    let status = git(&[&["status", "--porcelain", "--"][..], &sources[..]].concat());
-    let changed = status.is_some_and(|o| o.status.success() && !o.stdout.is_empty());
-    Some(if changed {
-        format!("{head}+changes")
-    } else {
-        head
-    })
+include!("describe.rs");
+
+/// The code this binary was built from: the checkout's commit at build time
+/// ([`describe_checkout`], run by xtask's build script), `+changes` when its sources differed
+/// from it; `None` when the build saw no git. A float-level change anywhere in the code can
+/// move a cell's scores by as much as another seed does, so a record says which code
+/// computed it — the binary's, which a long matrix keeps while the checkout moves on.
+pub fn code_version() -> Option<String> {
+    Some(env!("EMSEDIT_BUILD_CODE"))
+        .filter(|c| !c.is_empty())
+        .map(String::from)
 }
 
 /// The results file: every finished cell, in the order they finished.
@@ -161,7 +148,7 @@ struct Inputs<B: Backend> {
     device: B::Device,
     /// `--export-reference`.
     export: Option<PathBuf>,
-    /// [`code_version`] of the checkout.
+    /// [`code_version`].
     code: Option<String>,
     models: HashMap<String, (CausalLm<B>, LmTokenizer)>,
     data: HashMap<String, Split2>,
@@ -470,7 +457,7 @@ pub fn run_cells<B: Backend>(
         root: root.to_path_buf(),
         device,
         export: export.map(Path::to_path_buf),
-        code: code_version(root),
+        code: code_version(),
         models: HashMap::new(),
         data: HashMap::new(),
         worlds: HashMap::new(),

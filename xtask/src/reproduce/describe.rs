@@ -1,0 +1,25 @@
+// Shared by xtask's build script (`include!`) and `runner`: one way to name the code.
+
+/// The commit of the checkout at `root` (12 hex digits), with `+changes` when the sources a
+/// cell runs (`crates/`, `src/`, `xtask/`, `Cargo.lock`) differ from it; `None` without git.
+pub fn describe_checkout(root: &std::path::Path) -> Option<String> {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .output()
+            .ok()
+    };
+    let head = git(&["rev-parse", "--short=12", "HEAD"]).filter(|o| o.status.success())?;
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    let sources = ["crates", "src", "xtask", "Cargo.lock"];
+    // Modified, staged or new files (ignored ones, such as build outputs, are not listed).
+    let status = git(&[&["status", "--porcelain", "--"][..], &sources[..]].concat());
+    let changed = status.is_some_and(|o| o.status.success() && !o.stdout.is_empty());
+    Some(if changed {
+        format!("{head}+changes")
+    } else {
+        head
+    })
+}
