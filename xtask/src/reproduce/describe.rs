@@ -1,4 +1,4 @@
-// Shared by xtask's build script (`include!`) and `runner`: one way to name the code.
+// Included by xtask's build script and its tests: one way to name the code.
 
 /// The commit of the checkout at `root` (12 hex digits), with `+changes` when the sources a
 /// cell runs (`crates/`, `src/`, `xtask/`, `Cargo.lock`) differ from it; `None` without git.

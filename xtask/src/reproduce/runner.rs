@@ -41,13 +41,12 @@ pub struct Record {
     pub code: Option<String>,
 }
 
-include!("describe.rs");
-
 /// The code this binary was built from: the checkout's commit at build time
-/// ([`describe_checkout`], run by xtask's build script), `+changes` when its sources differed
-/// from it; `None` when the build saw no git. A float-level change anywhere in the code can
-/// move a cell's scores by as much as another seed does, so a record says which code
-/// computed it — the binary's, which a long matrix keeps while the checkout moves on.
+/// (`describe_checkout` in `describe.rs`, run by xtask's build script), `+changes` when its
+/// sources differed from it; `None` when the build saw no git. A float-level change anywhere
+/// in the code can move a cell's scores by as much as another seed does, so a record says
+/// which code computed it: the binary's, which a long matrix keeps while the checkout moves
+/// on.
 pub fn code_version() -> Option<String> {
     Some(env!("EMSEDIT_BUILD_CODE"))
         .filter(|c| !c.is_empty())

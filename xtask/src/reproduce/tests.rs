@@ -582,17 +582,19 @@ methods = ["ultraedit"]
     std::fs::remove_dir_all(&out).unwrap();
 }
 
+include!("describe.rs");
+
 #[test]
 fn records_name_the_commit_that_computed_them() {
     // The binary names the checkout it was built from; cargo rebuilds it when the sources,
     // the commit or the index change, so here it is git's own name for this checkout.
-    assert_eq!(runner::code_version(), runner::describe_checkout(&root()));
+    assert_eq!(runner::code_version(), describe_checkout(&root()));
     if let Some(code) = runner::code_version() {
         assert_eq!(code.trim_end_matches("+changes").len(), 12, "{code}");
     }
     // Outside a checkout there is no commit to name.
     let bare = temp_dir("no-git");
     std::fs::create_dir_all(&bare).unwrap();
-    assert_eq!(runner::describe_checkout(&bare), None);
+    assert_eq!(describe_checkout(&bare), None);
     let _ = std::fs::remove_dir_all(&bare);
 }
