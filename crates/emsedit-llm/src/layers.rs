@@ -173,9 +173,9 @@ pub fn rows<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 2> {
 ///
 /// From [`PLAIN_HEAD_ROWS`] rows on, the plain product with Eᵀ as a column-major view: gemm
 /// writes the logits row-major, where [`transposed_product`]'s `(E hᵀ)ᵀ` leaves a transposed
-/// V-wide result to copy (on one thread, 10–20% of the head's forward and backward at 24–88
-/// rows). Below it, `(E hᵀ)ᵀ`, which gemm runs 7–20% faster there. The same sums in the same
-/// order either way, bit for bit.
+/// V-wide result to copy; on one thread the plain product's forward and backward take 10–20%
+/// less time at 24–88 rows. Below 20 rows `(E hᵀ)ᵀ`, which is 7–20% faster there. The same
+/// sums in the same order either way, bit for bit.
 pub fn lm_logits<B: Backend>(h: Tensor<B, 3>, head: &Tensor<B, 2>) -> Tensor<B, 3> {
     let [batch, time, _] = h.dims();
     let [vocab, _] = head.dims();
