@@ -11,7 +11,7 @@ fn main() {
     let code = describe_checkout(&root).unwrap_or_default();
     println!("cargo:rustc-env=EMSEDIT_BUILD_CODE={code}");
     // Again whenever the sources, the commit or the index change.
-    for path in ["crates", "src", "xtask/src", "xtask/presets", "Cargo.lock"] {
+    for path in SOURCES {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
     let git = std::process::Command::new("git")

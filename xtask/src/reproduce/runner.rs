@@ -147,8 +147,6 @@ struct Inputs<B: Backend> {
     device: B::Device,
     /// `--export-reference`.
     export: Option<PathBuf>,
-    /// [`code_version`].
-    code: Option<String>,
     models: HashMap<String, (CausalLm<B>, LmTokenizer)>,
     data: HashMap<String, Split2>,
     worlds: HashMap<String, FactWorld>,
@@ -394,7 +392,7 @@ fn run_cell<B: Backend>(
         cell: cell.clone(),
         report,
         wall_seconds: start.elapsed().as_secs_f64(),
-        code: inputs.code.clone(),
+        code: code_version(),
     })
 }
 
@@ -456,7 +454,6 @@ pub fn run_cells<B: Backend>(
         root: root.to_path_buf(),
         device,
         export: export.map(Path::to_path_buf),
-        code: code_version(),
         models: HashMap::new(),
         data: HashMap::new(),
         worlds: HashMap::new(),
