@@ -1,31 +1,17 @@
 //! FT's loss threshold (EasyEdit FT-L): no step on a micro-batch already below it, and no
 //! pass after the first whose mean loss is below it.
 
-use std::path::Path;
+mod common;
 
-use emsedit_eval::scenario::edit_batches;
-use emsedit_eval::synthetic::{FactWorld, Split, WorldConfig};
-use emsedit_llm::{CausalLm, LmTokenizer};
+use emsedit_llm::CausalLm;
 use emsedit_meta::{EditBatch, Editor, Ft, FtConfig};
-use emsedit_tensor::{Cpu, cpu};
+use emsedit_tensor::Cpu;
 
 const MODULE: &str = "transformer.h.2.mlp.c_proj";
 
 fn setup() -> (CausalLm<Cpu>, EditBatch) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/llm/gpt2");
-    let lm = CausalLm::<Cpu>::load(&dir, &cpu()).unwrap();
-    let tok = LmTokenizer::load_dir(&dir).unwrap();
-    let world = FactWorld::generate(WorldConfig {
-        seed: 3,
-        subjects: 40,
-        train_records: 4,
-        eval_records: 4,
-    });
-    let batch = edit_batches(&tok, &world.zsre_records(Split::Train), 4, 4, false)
-        .unwrap()
-        .remove(0)
-        .batch;
-    (lm, batch)
+    let (lm, mut batches) = common::fixture_and_batches(4);
+    (lm, batches.remove(0))
 }
 
 fn weight_bits(lm: &CausalLm<Cpu>) -> Vec<u32> {

@@ -1,11 +1,9 @@
 //! Training hands the model back exactly as it received it, for every editor, and an edit that
 //! is refused (a non-finite update) leaves the model untouched.
 
-use std::path::Path;
+mod common;
 
-use emsedit_eval::scenario::edit_batches;
-use emsedit_eval::synthetic::{FactWorld, Split, WorldConfig};
-use emsedit_llm::{CausalLm, LlmError, LmTokenizer};
+use emsedit_llm::{CausalLm, LlmError};
 use emsedit_meta::hypernet::HyperConfig;
 use emsedit_meta::{
     Editor, Ft, FtConfig, HyperEditor, HyperEditorConfig, MetaError, UltraEdit, UltraEditConfig,
@@ -42,21 +40,7 @@ fn bits(lm: &CausalLm<Cpu>) -> Vec<Vec<u32>> {
 }
 
 fn setup() -> (CausalLm<Cpu>, Vec<emsedit_meta::EditBatch>) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/llm/gpt2");
-    let lm = CausalLm::<Cpu>::load(&dir, &cpu()).unwrap();
-    let tok = LmTokenizer::load_dir(&dir).unwrap();
-    let world = FactWorld::generate(WorldConfig {
-        seed: 3,
-        subjects: 40,
-        train_records: 8,
-        eval_records: 8,
-    });
-    let batches = edit_batches(&tok, &world.zsre_records(Split::Train), 4, 4, false)
-        .unwrap()
-        .into_iter()
-        .map(|b| b.batch)
-        .collect();
-    (lm, batches)
+    common::fixture_and_batches(8)
 }
 
 fn editors(lr: f64) -> Vec<Box<dyn Editor<Cpu>>> {
