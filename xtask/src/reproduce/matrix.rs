@@ -17,6 +17,8 @@ use emsedit::methods::{
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use super::claims::{self, Claim};
+
 /// A matrix file as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +47,9 @@ pub struct MatrixFile {
     pub scenarios: IndexMap<String, ScenarioEntry>,
     /// The experiments; the cells are the union of their products.
     pub experiments: Vec<Experiment>,
+    /// The paper's claims to check on the finished cells (`claims.md`).
+    #[serde(default)]
+    pub claims: Vec<Claim>,
 }
 
 /// `[world]`: the synthetic world (defaults: [`WorldConfig::default`]).
@@ -481,6 +486,7 @@ impl Matrix {
     pub fn parse(text: &str, origin: &str, root: &Path) -> Result<Self, String> {
         let file: MatrixFile = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
         let cells = cells(&file, origin, root)?;
+        claims::check(&file.claims, &cells, origin)?;
         Ok(Self {
             file,
             origin: origin.to_string(),

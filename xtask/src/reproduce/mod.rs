@@ -1,8 +1,10 @@
 //! `cargo xtask reproduce`: runs an experiment matrix (see `docs/reproduce.md`), one cell per
 //! configuration and seed, appending every finished cell to `<out>/results.jsonl` and
 //! skipping finished cells on a rerun, then writes `table.md` (means over seeds),
-//! `results.csv` (one line per cell) and the plots (means) under `<out>/plots/`.
+//! `results.csv` (one line per cell), `claims.md` (the file's `[[claims]]` checked) and the
+//! plots (means) under `<out>/plots/`.
 
+mod claims;
 mod export;
 mod jobs;
 mod matrix;
@@ -328,6 +330,14 @@ fn write_reports(opts: &Options, results: &Results) -> Result<(), String> {
     let table = report::markdown(&title, cells, &aggs);
     let table_path = write("table.md", table.clone())?;
     let csv_path = write("results.csv", report::csv(&aggs))?;
+    if !opts.matrix.file.claims.is_empty() {
+        let title = format!("Claims checked by `{}`", opts.matrix.file.name);
+        let path = write(
+            "claims.md",
+            claims::markdown(&title, &opts.matrix.file.claims, &aggs),
+        )?;
+        info!("wrote {}", path.display());
+    }
     let plots = plots::write_all(&aggs, &out.join("plots"))?;
     if !rows.is_empty() {
         println!("{table}");

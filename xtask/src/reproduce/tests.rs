@@ -144,6 +144,25 @@ fn an_interrupted_run_resumes_to_the_uninterrupted_results() {
         "{table}"
     );
     assert!(table.contains(&row), "{row}\n{table}");
+    // claims.md compares the same rows: K = 1's mean of the three scores over its two seeds.
+    let claims = std::fs::read_to_string(resumed.join("claims.md")).unwrap();
+    let mean3 = |r: &Record| {
+        let s = &r.report.after;
+        100.0 * (s.efficacy + s.generalization + s.specificity) / 3.0
+    };
+    let (a, b) = (mean3(k1[0]), mean3(k1[1]));
+    let k1_mean = format!(
+        "| {:.1} ± {:.1} (n = 2) |",
+        (a + b) / 2.0,
+        (a - b).abs() / 2f64.sqrt()
+    );
+    assert!(claims.contains(&k1_mean), "{k1_mean}\n{claims}");
+    for line in [
+        "| 1 | EMSEdit beats UltraEdit | tiny-gpt2 · zsre · batch-8 | ",
+        "| 2 | K = 2 is at least K = 1 |",
+    ] {
+        assert!(claims.contains(line), "{line}\n{claims}");
+    }
     // The hypernetwork rows record their learned η (one network at K = 1), UltraEdit none.
     assert!(k1.iter().all(|r| {
         r.report.step_sizes.len() == 1
@@ -234,6 +253,26 @@ fn missing_inputs_are_found_before_the_first_cell() {
         "{err}"
     );
     assert!(!out.join("results.jsonl").exists(), "no cell ran");
+}
+
+#[test]
+fn a_claim_naming_no_row_is_a_config_error() {
+    let root = root();
+    for (from, to, named) in [
+        ("than = \"UltraEdit\"", "than = \"UltraEdt\"", "UltraEdt"),
+        (
+            "scenario = \"batch-8\"\nbetter",
+            "scenario = \"batch-9\"\nbetter",
+            "batch-9",
+        ),
+    ] {
+        let text = TINY.replacen(from, to, 1);
+        let err = Matrix::parse(&text, "tiny.toml", &root).unwrap_err();
+        assert!(
+            err.contains("claims[0]") && err.contains(named),
+            "{to}: {err}"
+        );
+    }
 }
 
 #[test]
