@@ -300,37 +300,26 @@ mod tests {
     fn verdicts_against_the_larger_spread() {
         let (d, margin, v) = verdict(s(73.3, Some(0.7)), s(62.6, Some(4.5)), Relation::Beats);
         assert!((d - 10.7).abs() < 1e-9 && margin == 4.5 && v == Verdict::Holds);
-        // Inside the larger sd either way: a tie.
-        assert_eq!(
-            verdict(s(75.7, Some(3.5)), s(73.3, Some(0.7)), Relation::Beats).2,
-            Verdict::Tie
-        );
-        assert_eq!(
-            verdict(s(71.0, Some(3.5)), s(73.3, Some(0.7)), Relation::Beats).2,
-            Verdict::Tie
-        );
-        assert_eq!(
-            verdict(s(60.0, Some(3.5)), s(73.3, Some(0.7)), Relation::Beats).2,
-            Verdict::Fails
-        );
-        // One seed: a point of margin.
-        assert_eq!(
-            verdict(s(84.7, None), s(84.0, None), Relation::Beats).2,
-            Verdict::Tie
-        );
-        assert_eq!(
-            verdict(s(84.7, None), s(83.5, Some(2.0)), Relation::Beats).2,
-            Verdict::Holds
-        );
-        // At least: a tie holds, a loss beyond the margin does not.
-        assert_eq!(
-            verdict(s(71.0, Some(3.5)), s(73.3, Some(0.7)), Relation::AtLeast).2,
-            Verdict::Holds
-        );
-        assert_eq!(
-            verdict(s(60.0, Some(3.5)), s(73.3, Some(0.7)), Relation::AtLeast).2,
-            Verdict::Fails
-        );
+        use {Relation::*, Verdict::*};
+        let (three, one) = (s(73.3, Some(0.7)), s(84.0, None));
+        for (better, than, relation, expected) in [
+            // Inside the larger sd either way: a tie; beyond it below: does not hold.
+            (s(75.7, Some(3.5)), three, Beats, Tie),
+            (s(71.0, Some(3.5)), three, Beats, Tie),
+            (s(60.0, Some(3.5)), three, Beats, Fails),
+            // One seed: a point of margin.
+            (s(84.7, None), one, Beats, Tie),
+            (s(85.1, Some(0.2)), one, Beats, Holds),
+            // At least: a tie holds, a loss beyond the margin does not.
+            (s(71.0, Some(3.5)), three, AtLeast, Holds),
+            (s(60.0, Some(3.5)), three, AtLeast, Fails),
+        ] {
+            assert_eq!(
+                verdict(better, than, relation).2,
+                expected,
+                "{better:?} {than:?}"
+            );
+        }
     }
 
     #[test]
