@@ -1,8 +1,9 @@
 //! `cargo xtask reproduce --jobs 2`: cells in child processes give the same results as one
 //! process running them in turn, and a failing child is reported with its log kept.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 const TINY: &str = include_str!("tiny.toml");
 
@@ -120,4 +121,49 @@ fn a_failing_cell_is_reported_with_its_log_and_the_others_are_kept() {
     assert_eq!(logs.len(), 1);
     let text = std::fs::read_to_string(&logs[0]).unwrap();
     assert!(text.contains("hypernetwork editors only"), "{text}");
+}
+
+#[test]
+fn editing_the_matrix_file_during_a_run_changes_no_cell() {
+    let serial = temp_dir("edited-serial");
+    let out = reproduce(&serial, &[]);
+    assert!(out.status.success());
+    // Start the parallel run, and once it has read the file, overwrite it with something
+    // that is no matrix: the children read the parent's copy.
+    let dir = temp_dir("edited");
+    let config = dir.join("tiny.toml");
+    std::fs::write(&config, TINY).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("reproduce")
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .args(["--jobs", "2"])
+        .env("RAYON_NUM_THREADS", "1")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = String::new();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("running up to 2 cells at once") {
+            std::fs::write(&config, "not = [a matrix").unwrap();
+            break;
+        }
+    }
+    for line in lines {
+        log.push_str(&line.unwrap());
+        log.push('\n');
+    }
+    assert!(child.wait().unwrap().success(), "{log}");
+    assert_eq!(results(&dir), results(&serial), "{log}");
+    assert!(
+        !dir.join("out/.jobs").exists(),
+        "the copy is removed with the work folders"
+    );
 }

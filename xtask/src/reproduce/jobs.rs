@@ -19,10 +19,48 @@ use super::runner::{Outcome, Record, Results};
 pub struct Jobs {
     /// Cells at once.
     pub n: usize,
-    /// The arguments after `reproduce` that name the matrix, device and export folder for a
-    /// child (`--preset NAME` or `--config FILE`, `--device D`, ...).
+    /// The matrix the children read.
+    pub matrix: ChildMatrix,
+    /// The other arguments after `reproduce` for a child (`--device D`, ...).
     pub args: Vec<OsString>,
 }
+
+/// The matrix of a run as its children get it.
+#[derive(Debug, Clone)]
+pub enum ChildMatrix {
+    /// A preset of the binary, by name.
+    Preset(String),
+    /// The text of a matrix file as the parent read it: written to `<out>/.jobs/matrix.toml`
+    /// for the children, so that editing the file during a run changes no cell of it.
+    Text(String),
+}
+
+/// This process's executable, for the children: on Linux `/proc/self/exe`, the running
+/// binary even after a rebuild has replaced the file at its path, so that every cell of a run
+/// runs the same code; elsewhere the path it was started from.
+fn self_exe() -> Result<PathBuf, String> {
+    let running = Path::new("/proc/self/exe");
+    if running.exists() {
+        return Ok(running.to_path_buf());
+    }
+    std::env::current_exe().map_err(|e| format!("the xtask executable: {e}"))
+}
+
+/// The children's matrix arguments, writing the parent's copy of a matrix file into `work`.
+fn matrix_args(matrix: &ChildMatrix, work: &Path) -> Result<Vec<OsString>, String> {
+    Ok(match matrix {
+        ChildMatrix::Preset(name) => vec!["--preset".into(), name.into()],
+        ChildMatrix::Text(text) => {
+            std::fs::create_dir_all(work).map_err(|e| format!("{}: {e}", work.display()))?;
+            let path = work.join(MATRIX_COPY);
+            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            vec!["--config".into(), path.into()]
+        }
+    })
+}
+
+/// The children's copy of a matrix file, under `<out>/.jobs/`.
+const MATRIX_COPY: &str = "matrix.toml";
 
 /// Threads for each child: `RAYON_NUM_THREADS` when set (children inherit it), else the
 /// machine's cores shared out between the jobs (at least one each).
@@ -71,9 +109,10 @@ pub fn run(
     pending: &[&Cell],
     results: &mut Results,
 ) -> Result<Outcome, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("the xtask executable: {e}"))?;
+    let exe = self_exe()?;
     let threads = threads_per_job(jobs.n);
     let work = out.join(".jobs");
+    let matrix = matrix_args(&jobs.matrix, &work)?;
     info!(
         "running up to {} cells at once, {threads} threads each (logs under {})",
         jobs.n,
@@ -89,7 +128,7 @@ pub fn run(
                 break;
             };
             super::runner::log_start(i, pending.len(), cell);
-            match start(&exe, jobs, threads, &work, cell) {
+            match start(&exe, &matrix, jobs, threads, &work, cell) {
                 Ok(r) => running.push(r),
                 Err(e) => {
                     error!("cell {} failed: {e}", cell.id);
@@ -143,6 +182,7 @@ pub fn run(
     }
     bar.finish_and_clear();
     // Left only when a cell failed (its log is inside).
+    let _ = std::fs::remove_file(work.join(MATRIX_COPY));
     let _ = std::fs::remove_dir(&work);
     Ok(outcome)
 }
@@ -150,6 +190,7 @@ pub fn run(
 /// Starts the child of `cell` in a fresh `<work>/<key>/`, its output in `log` there.
 fn start<'a>(
     exe: &Path,
+    matrix: &[OsString],
     jobs: &Jobs,
     threads: usize,
     work: &Path,
@@ -166,6 +207,7 @@ fn start<'a>(
         .map_err(|e| format!("{}: {e}", log_path.display()))?;
     let child = Command::new(exe)
         .arg("reproduce")
+        .args(matrix)
         .args(&jobs.args)
         .arg("--out")
         .arg(&dir)

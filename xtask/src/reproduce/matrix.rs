@@ -493,12 +493,6 @@ impl Matrix {
             cells,
         })
     }
-
-    /// Reads and parses a matrix file.
-    pub fn load(path: &Path, root: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Self::parse(&text, &path.display().to_string(), root)
-    }
 }
 
 /// The seeds of one level (`at`: "" for the file, `experiments[i].` for an experiment):

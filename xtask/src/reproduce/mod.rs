@@ -160,9 +160,15 @@ fn root() -> PathBuf {
 pub fn main(args: Args) -> Result<(), String> {
     progress::init_logging();
     let root = root();
-    let matrix = match &args.config {
-        Some(path) => Matrix::load(path, &root)?,
-        None => {
+    let text = match &args.config {
+        Some(path) => {
+            Some(std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?)
+        }
+        None => None,
+    };
+    let matrix = match (&args.config, &text) {
+        (Some(path), Some(text)) => Matrix::parse(text, &path.display().to_string(), &root)?,
+        _ => {
             let (origin, text) = PRESETS
                 .iter()
                 .find(|(origin, _)| preset_name(origin) == args.preset)
@@ -178,16 +184,17 @@ pub fn main(args: Args) -> Result<(), String> {
         .and_then(DeviceKind::ensure_available)
         .map_err(|e| e.to_string())?;
     let jobs = (args.jobs > 1).then(|| {
-        let mut child: Vec<std::ffi::OsString> = match &args.config {
-            Some(path) => vec!["--config".into(), path.clone().into()],
-            None => vec!["--preset".into(), args.preset.clone().into()],
-        };
-        child.extend(["--device".into(), args.device.clone().into()]);
+        let mut child: Vec<std::ffi::OsString> =
+            vec!["--device".into(), args.device.clone().into()];
         if let Some(dir) = &args.export_reference {
             child.extend(["--export-reference".into(), dir.clone().into()]);
         }
         jobs::Jobs {
             n: usize::from(args.jobs),
+            matrix: match text {
+                Some(text) => jobs::ChildMatrix::Text(text),
+                None => jobs::ChildMatrix::Preset(args.preset.clone()),
+            },
             args: child,
         }
     });
