@@ -203,14 +203,21 @@ pub fn markdown(title: &str, claims: &[Claim], aggs: &[Agg]) -> String {
         } else {
             format!(" ({than_scenario})")
         };
-        let setting = format!("{} · {} · {}", c.model, c.dataset, c.scenario);
+        let setting = if than_scenario == c.scenario {
+            format!("{} · {} · {}", c.model, c.dataset, c.scenario)
+        } else {
+            format!(
+                "{} · {} · {} vs {than_scenario}",
+                c.model, c.dataset, c.scenario
+            )
+        };
         let relation = match c.relation {
             Relation::Beats => "beats",
             Relation::AtLeast => "is at least",
         };
         let _ = writeln!(
             detail,
-            "\n## {}. {}\n\n{}{setting}: `{}` {relation} `{}`{than_at}.\n",
+            "\n## {}. {}\n\n{}{} · {} · {}: `{}` {relation} `{}`{than_at}.\n",
             i + 1,
             c.text,
             if c.source.is_empty() {
@@ -218,6 +225,9 @@ pub fn markdown(title: &str, claims: &[Claim], aggs: &[Agg]) -> String {
             } else {
                 format!("Paper: {}. ", c.source)
             },
+            c.model,
+            c.dataset,
+            c.scenario,
             c.better,
             c.than
         );
@@ -277,7 +287,9 @@ pub fn markdown(title: &str, claims: &[Claim], aggs: &[Agg]) -> String {
 
 /// "holds" or "does not hold" when every metric agrees, else each metric's verdict.
 fn overall(verdicts: &[(Metric, Verdict)]) -> String {
-    let first = verdicts[0].1;
+    let Some(&(_, first)) = verdicts.first() else {
+        return "no metric compared".into();
+    };
     if verdicts.iter().all(|(_, v)| *v == first) {
         return first.word().to_string();
     }
@@ -334,5 +346,6 @@ mod tests {
             (Metric::Generalization, Verdict::Tie),
         ];
         assert_eq!(overall(&m), "holds on efficacy; tie on generalization");
+        assert_eq!(overall(&[]), "no metric compared");
     }
 }
