@@ -142,6 +142,7 @@ fn editing_the_matrix_file_during_a_run_changes_no_cell() {
         .args(["--jobs", "2"])
         .env("RAYON_NUM_THREADS", "1")
         .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

@@ -160,20 +160,20 @@ fn root() -> PathBuf {
 pub fn main(args: Args) -> Result<(), String> {
     progress::init_logging();
     let root = root();
-    let text = match &args.config {
+    // A matrix file's text is kept for the children of `--jobs` (jobs::ChildMatrix).
+    let (matrix, text) = match &args.config {
         Some(path) => {
-            Some(std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?)
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let matrix = Matrix::parse(&text, &path.display().to_string(), &root)?;
+            (matrix, Some(text))
         }
-        None => None,
-    };
-    let matrix = match (&args.config, &text) {
-        (Some(path), Some(text)) => Matrix::parse(text, &path.display().to_string(), &root)?,
-        _ => {
+        None => {
             let (origin, text) = PRESETS
                 .iter()
                 .find(|(origin, _)| preset_name(origin) == args.preset)
                 .ok_or_else(|| format!("unknown preset `{}`", args.preset))?;
-            Matrix::parse(text, origin, &root)?
+            (Matrix::parse(text, origin, &root)?, None)
         }
     };
     let out = args.out.clone().unwrap_or_else(|| {
