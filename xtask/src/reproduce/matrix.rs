@@ -261,6 +261,9 @@ pub struct Experiment {
     /// Training batches for this experiment's cells, over the scenarios' own (for a method
     /// whose default needs more training records than the files hold, such as MEND's 100).
     pub train_batches: Option<usize>,
+    /// Training epochs for this experiment's cells, over the scenarios' own (a method whose
+    /// search chose more than one); the rows say "(N epochs)".
+    pub train_epochs: Option<usize>,
 }
 
 /// One ablation: a name and switches.
@@ -592,6 +595,9 @@ fn check_file(file: &MatrixFile, origin: &str) -> Result<(), String> {
         for (name, data) in datasets {
             cell_seeds(file, origin, e, exp, (name, data))?;
         }
+        if exp.train_epochs == Some(0) {
+            return Err(format!("{origin}: {at}.train_epochs: must be at least 1"));
+        }
         let Some(count) = exp.train_batches else {
             continue;
         };
@@ -722,7 +728,8 @@ fn cells(file: &MatrixFile, origin: &str, root: &Path) -> Result<Vec<Cell>, Stri
                                     || spec.overrides.reference_quirks == Some(true);
                                 let mut scenario = ScenarioConfig::sequential(s.n_edits, s.num_seq);
                                 scenario.train_batches = exp.train_batches.or(s.train_batches);
-                                scenario.train_epochs = s.train_epochs.unwrap_or(1);
+                                scenario.train_epochs =
+                                    exp.train_epochs.or(s.train_epochs).unwrap_or(1);
                                 scenario.chunk = s.chunk.unwrap_or(4);
                                 scenario.curve = s.curve.unwrap_or(false);
                                 scenario.reference_quirks = quirks;
@@ -780,7 +787,7 @@ fn cells(file: &MatrixFile, origin: &str, root: &Path) -> Result<Vec<Cell>, Stri
                                         (data_name, data),
                                         data.kind.synthetic().then_some(world),
                                         (scenario_name, scenario),
-                                        exp.train_batches,
+                                        (exp.train_batches, exp.train_epochs),
                                     );
                                     if cell.scenario.glue_every.is_some() {
                                         cell.glue = Some(file.glue.clone());
@@ -840,7 +847,7 @@ fn make_cell(
     (dataset, data): (&String, &DatasetEntry),
     world: Option<WorldConfig>,
     (scenario_name, scenario): (&String, ScenarioConfig),
-    budget: Option<usize>,
+    (budget, epochs): (Option<usize>, Option<usize>),
 ) -> Cell {
     // What decides the result: the resolved editor configuration (so that two spellings of
     // one configuration are one cell), the model, the data and the scenario.
@@ -875,6 +882,10 @@ fn make_cell(
     if let Some(count) = budget {
         let noun = if count == 1 { "batch" } else { "batches" };
         label = format!("{label} ({count} training {noun})");
+    }
+    if let Some(count) = epochs {
+        let noun = if count == 1 { "epoch" } else { "epochs" };
+        label = format!("{label} ({count} {noun})");
     }
     let family = MethodSpec {
         overrides: Overrides::default(),
@@ -1001,6 +1012,42 @@ ablations = [{ name = "no-decay", rank_decay = false }, { stepwise_update = fals
         let c = Matrix::parse(&changed, "small.toml", &root()).unwrap();
         assert_eq!(c.cells[0].key, m.cells[0].key);
         assert_ne!(c.cells[1].key, m.cells[1].key);
+    }
+
+    #[test]
+    fn an_experiments_train_epochs_reach_its_cells_only_and_show_in_their_rows() {
+        let m = Matrix::parse(SMALL, "small.toml", &root()).unwrap();
+        let text = SMALL.replace("steps = [1, 2, 3]", "steps = [1, 2, 3]\ntrain_epochs = 2");
+        let t = Matrix::parse(&text, "small.toml", &root()).unwrap();
+        let two: Vec<&str> = t
+            .cells
+            .iter()
+            .filter(|c| c.scenario.train_epochs == 2)
+            .map(|c| c.id.as_str())
+            .collect();
+        assert_eq!(
+            two,
+            [
+                "EMSEdit (K=1) (2 epochs) | tiny | zsre | batch | seed 3",
+                "EMSEdit (2 epochs) | tiny | zsre | batch | seed 3",
+                "EMSEdit (K=3) (2 epochs) | tiny | zsre | batch | seed 3",
+            ]
+        );
+        // The other experiments' cells keep their epochs and keys.
+        let others = |m: &Matrix| -> Vec<(String, usize)> {
+            m.cells
+                .iter()
+                .filter(|c| c.experiment != "sweep" && c.scenario.train_epochs == 1)
+                .map(|c| (c.key.clone(), c.scenario.train_epochs))
+                .collect()
+        };
+        assert_eq!(others(&m), others(&t));
+        let zero = SMALL.replace("steps = [1, 2, 3]", "steps = [1, 2, 3]\ntrain_epochs = 0");
+        let err = Matrix::parse(&zero, "small.toml", &root()).unwrap_err();
+        assert!(
+            err.contains("experiments[1].train_epochs: must be at least 1"),
+            "{err}"
+        );
     }
 
     #[test]
