@@ -7,11 +7,12 @@ use std::process::{Command, Output, Stdio};
 
 const TINY: &str = include_str!("tiny.toml");
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("xtask-jobs-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+#[path = "common/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
+
+fn temp_dir(name: &str) -> Scratch {
+    Scratch::new(&format!("xtask-jobs-{name}"))
 }
 
 /// `xtask reproduce --config <dir>/tiny.toml --out <dir>/out ARGS`, one thread per process.

@@ -9,11 +9,12 @@ use super::*;
 
 const TINY: &str = include_str!("../../tests/tiny.toml");
 
-/// A fresh folder for one test (removed first if a previous run left it).
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("xtask-reproduce-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+#[path = "../../tests/common/scratch.rs"]
+mod scratch;
+use scratch::Scratch;
+
+fn temp_dir(name: &str) -> Scratch {
+    Scratch::new(&format!("xtask-reproduce-{name}"))
 }
 
 fn options(out: &Path, only_cells: Option<usize>) -> Options {
