@@ -8,7 +8,7 @@ use serde::Deserialize;
 use emsedit::Scores;
 
 use super::matrix::Cell;
-use super::report::{Agg, Stat, section_key};
+use super::report::{Agg, Stat};
 
 /// The margin of a comparison when a row has fewer than two finished seeds (no spread to go
 /// by): a point, ×100.
@@ -142,11 +142,7 @@ pub fn check(claims: &[Claim], cells: &[Cell], origin: &str) -> Result<(), Strin
             (&c.than, c.than_scenario.as_ref().unwrap_or(&c.scenario)),
         ];
         for (label, scenario) in rows {
-            let found = cells.iter().any(|cell| {
-                cell.label == *label
-                    && section_key(cell) == (c.model.clone(), c.dataset.clone(), scenario.clone())
-            });
-            if !found {
+            if !cells.iter().any(|cell| is_row(cell, c, scenario, label)) {
                 return Err(format!(
                     "{origin}: claims[{i}] (`{}`): no cell labelled `{label}` in {} · {} · {scenario}",
                     c.text, c.model, c.dataset
@@ -163,19 +159,22 @@ pub fn check(claims: &[Claim], cells: &[Cell], origin: &str) -> Result<(), Strin
     Ok(())
 }
 
+/// Whether `cell` belongs to the row labelled `label` in the claim's model and data set and
+/// `scenario`.
+fn is_row(cell: &Cell, c: &Claim, scenario: &str, label: &str) -> bool {
+    cell.label == label
+        && cell.model == c.model
+        && cell.dataset == c.dataset
+        && cell.scenario_name == scenario
+}
+
 fn find<'r, 'a>(
     aggs: &'r [Agg<'a>],
-    model: &str,
-    data: &str,
+    c: &Claim,
     scenario: &str,
     label: &str,
 ) -> Option<&'r Agg<'a>> {
-    aggs.iter().find(|a| {
-        a.cell.label == label
-            && a.cell.model == model
-            && a.cell.dataset == data
-            && a.cell.scenario_name == scenario
-    })
+    aggs.iter().find(|a| is_row(a.cell, c, scenario, label))
 }
 
 fn stat_of(a: &Agg, m: Metric) -> Stat {
@@ -196,19 +195,15 @@ pub fn markdown(title: &str, claims: &[Claim], aggs: &[Agg]) -> String {
     let mut detail = String::new();
     for (i, c) in claims.iter().enumerate() {
         let than_scenario = c.than_scenario.as_deref().unwrap_or(&c.scenario);
-        let a = find(aggs, &c.model, &c.dataset, &c.scenario, &c.better);
-        let b = find(aggs, &c.model, &c.dataset, than_scenario, &c.than);
-        let than_at = if than_scenario == c.scenario {
-            String::new()
+        let a = find(aggs, c, &c.scenario, &c.better);
+        let b = find(aggs, c, than_scenario, &c.than);
+        let base = format!("{} · {} · {}", c.model, c.dataset, c.scenario);
+        let (than_at, setting) = if than_scenario == c.scenario {
+            (String::new(), base.clone())
         } else {
-            format!(" ({than_scenario})")
-        };
-        let setting = if than_scenario == c.scenario {
-            format!("{} · {} · {}", c.model, c.dataset, c.scenario)
-        } else {
-            format!(
-                "{} · {} · {} vs {than_scenario}",
-                c.model, c.dataset, c.scenario
+            (
+                format!(" ({than_scenario})"),
+                format!("{base} vs {than_scenario}"),
             )
         };
         let relation = match c.relation {
@@ -217,7 +212,7 @@ pub fn markdown(title: &str, claims: &[Claim], aggs: &[Agg]) -> String {
         };
         let _ = writeln!(
             detail,
-            "\n## {}. {}\n\n{}{} · {} · {}: `{}` {relation} `{}`{than_at}.\n",
+            "\n## {}. {}\n\n{}{base}: `{}` {relation} `{}`{than_at}.\n",
             i + 1,
             c.text,
             if c.source.is_empty() {
@@ -225,9 +220,6 @@ pub fn markdown(title: &str, claims: &[Claim], aggs: &[Agg]) -> String {
             } else {
                 format!("Paper: {}. ", c.source)
             },
-            c.model,
-            c.dataset,
-            c.scenario,
             c.better,
             c.than
         );

@@ -225,8 +225,6 @@ fn an_interrupted_run_resumes_to_the_uninterrupted_results() {
             assert!(len > 1000, "{}: {len} bytes", file.display());
         }
     }
-    std::fs::remove_dir_all(&whole).unwrap();
-    std::fs::remove_dir_all(&resumed).unwrap();
 }
 
 #[test]
@@ -411,7 +409,6 @@ ablations = [{{ name = "lr 1e-4", ft_lr = 1e-4 }}, {{ name = "lr 1e-3", ft_lr = 
         out.join("plots/glue_tiny-gpt2_zsre-val_seq-2x2.svg")
             .exists()
     );
-    std::fs::remove_dir_all(&out).unwrap();
 }
 
 #[test]
@@ -570,7 +567,6 @@ fn tiny_ripple(path: &Path, n: usize) {
 fn ripple_cells_report_every_family() {
     let _rng = emsedit::tensor::rng_lock();
     let out = temp_dir("ripple");
-    std::fs::create_dir_all(&out).unwrap();
     let file = out.join("ripple.json");
     tiny_ripple(&file, 24);
     let text = format!(
@@ -619,7 +615,6 @@ methods = ["ultraedit"]
             && table.contains("| UltraEdit | "),
         "{table}"
     );
-    std::fs::remove_dir_all(&out).unwrap();
 }
 
 include!("describe.rs");
@@ -634,7 +629,5 @@ fn records_name_the_commit_that_computed_them() {
     }
     // Outside a checkout there is no commit to name.
     let bare = temp_dir("no-git");
-    std::fs::create_dir_all(&bare).unwrap();
     assert_eq!(describe_checkout(&bare), None);
-    let _ = std::fs::remove_dir_all(&bare);
 }
