@@ -141,11 +141,26 @@ impl<B: Backend> Gemma2<B> {
     /// The final norm and the head at every position, or at the flat rows `at` (1 × N × V),
     /// soft-capped.
     pub fn head(&self, h: Tensor<B, 3>, at: Option<Tensor<B, 1, Int>>) -> Tensor<B, 3> {
-        let logits = lm_logits(self.norm.forward(head_rows(h, at)), &self.embed);
+        let logits = lm_logits(self.head_norm(h, at), &self.embed);
         match self.config.final_logit_softcapping {
             Some(cap) => logits.div_scalar(cap).tanh().mul_scalar(cap),
             None => logits,
         }
+    }
+
+    /// The final norm at every position, or at the flat rows `at` (1 × N × d): what the head
+    /// multiplies.
+    pub fn head_norm(&self, h: Tensor<B, 3>, at: Option<Tensor<B, 1, Int>>) -> Tensor<B, 3> {
+        self.norm.forward(head_rows(h, at))
+    }
+
+    /// The V × d matrix E when the head is the plain product `h Eᵀ` ([`crate::head_loss`]):
+    /// only without soft-capping.
+    pub fn plain_head(&self) -> Option<&Tensor<B, 2>> {
+        self.config
+            .final_logit_softcapping
+            .is_none()
+            .then_some(&self.embed)
     }
 
     /// A frozen copy on the autodiff backend (gradient passes take gradients at the edited

@@ -169,7 +169,18 @@ impl<B: Backend> Gemma3<B> {
 
     /// The final norm and the head at every position, or at the flat rows `at` (1 × N × V).
     pub fn head(&self, h: Tensor<B, 3>, at: Option<Tensor<B, 1, Int>>) -> Tensor<B, 3> {
-        lm_logits(self.norm.forward(head_rows(h, at)), &self.embed)
+        lm_logits(self.head_norm(h, at), &self.embed)
+    }
+
+    /// The final norm at every position, or at the flat rows `at` (1 × N × d): what the head
+    /// multiplies.
+    pub fn head_norm(&self, h: Tensor<B, 3>, at: Option<Tensor<B, 1, Int>>) -> Tensor<B, 3> {
+        self.norm.forward(head_rows(h, at))
+    }
+
+    /// The V × d matrix E when the head is the plain product `h Eᵀ` ([`crate::head_loss`]).
+    pub fn plain_head(&self) -> Option<&Tensor<B, 2>> {
+        Some(&self.embed)
     }
 
     /// A frozen copy on the autodiff backend (gradient passes take gradients at the edited

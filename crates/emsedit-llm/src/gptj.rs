@@ -154,7 +154,18 @@ impl<B: Backend> Gptj<B> {
     /// The final norm and the head at every position, or at the flat rows `at` (1 × N × V).
     pub fn head(&self, h: Tensor<B, 3>, at: Option<Tensor<B, 1, Int>>) -> Tensor<B, 3> {
         let (w, b) = &self.lm_head;
-        lm_logits(self.ln_f.forward(head_rows(h, at)), w) + b.clone().unsqueeze::<3>()
+        lm_logits(self.head_norm(h, at), w) + b.clone().unsqueeze::<3>()
+    }
+
+    /// The final norm at every position, or at the flat rows `at` (1 × N × d): what the head
+    /// multiplies.
+    pub fn head_norm(&self, h: Tensor<B, 3>, at: Option<Tensor<B, 1, Int>>) -> Tensor<B, 3> {
+        self.ln_f.forward(head_rows(h, at))
+    }
+
+    /// None: GPT-J's head has a bias.
+    pub fn plain_head(&self) -> Option<&Tensor<B, 2>> {
+        None
     }
 
     /// A frozen copy on the autodiff backend (gradient passes take gradients at the edited

@@ -65,6 +65,7 @@ pub mod gemma3;
 pub mod gguf;
 pub mod gpt2;
 pub mod gptj;
+pub mod head_loss;
 pub mod layers;
 pub mod llama;
 mod lm;

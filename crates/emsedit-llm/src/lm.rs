@@ -15,6 +15,7 @@ use crate::gemma2::Gemma2;
 use crate::gemma3::Gemma3;
 use crate::gpt2::{self, Gpt2};
 use crate::gptj::{self, Gptj};
+use crate::head_loss::{HEAD_BLOCK_ROWS, head_nll};
 use crate::layers::{self, Affine, Input, Positions};
 use crate::llama::{self, Llama};
 use crate::parts::{
@@ -85,6 +86,8 @@ pub struct CausalLm<B: Backend> {
     scoring: PrefixCache<B>,
     /// Parts a pass over several rows is split into: [`CausalLm::set_pass_parts`].
     parts: usize,
+    /// Whether cross-entropy passes take the head in one sweep: [`CausalLm::set_head_sweep`].
+    head_sweep: bool,
 }
 
 impl<B: Backend> CausalLm<B> {
@@ -110,6 +113,7 @@ impl<B: Backend> CausalLm<B> {
             prefix: PrefixCache::off(),
             scoring: PrefixCache::off(),
             parts: default_parts::<B>(),
+            head_sweep: on_cpu::<B>(),
         })
     }
 
@@ -123,6 +127,7 @@ impl<B: Backend> CausalLm<B> {
             prefix: PrefixCache::off(),
             scoring: PrefixCache::off(),
             parts: default_parts::<B>(),
+            head_sweep: on_cpu::<B>(),
         }
     }
 
@@ -294,6 +299,21 @@ impl<B: Backend> CausalLm<B> {
     /// this setting, never on the number of threads.
     pub fn set_pass_parts(&mut self, parts: usize) {
         self.parts = parts.max(1);
+    }
+
+    /// Whether a cross-entropy gradient pass takes a plain head (`h Eᵀ`: every architecture but
+    /// GPT-J's biased head and Gemma-2's soft-capped one) in one sweep over E
+    /// ([`crate::head_loss::head_nll`]) instead of through autodiff, which reads E twice. On by
+    /// default on the CPU backends (off on a GPU, where its many small products cost more
+    /// launches than the second read); the same loss and gradients up to float rounding (the
+    /// sums run in another order).
+    pub fn set_head_sweep(&mut self, on: bool) {
+        self.head_sweep = on;
+    }
+
+    /// The V × d matrix of a plain head (`h Eᵀ`), if the model has one.
+    pub fn plain_head(&self) -> Option<Tensor<B, 2>> {
+        each_arch!(&self.arch, m => m.plain_head().cloned())
     }
 
     /// The parts a pass is split into: [`CausalLm::set_pass_parts`].
@@ -837,30 +857,54 @@ impl<B: Backend> CausalLm<B> {
         let positions = labelled(batch)?;
         let mut taps = Taps::<Autodiff<B>>::new(modules, true);
         let input = self.input(&self.prefix, batch, modules, Tensor::from_inner);
+        let at = flat_rows(&positions, device);
+        let sweep = self.head_sweep && matches!(objective, Objective::CrossEntropy);
         // No weight tracks gradients: the output probes give Ġ, and Γ = Xᵀ Ġ below.
-        let logits = each_arch!(&self.arch, m => {
+        let head = each_arch!(&self.arch, m => {
             let mut ad = m.to_autodiff();
             for (&id, shift) in modules.iter().zip(stale.unwrap_or_default()) {
                 ad.linear_mut(id).stale_shift = Some(Tensor::from_inner(shift.clone()));
             }
             let h = ad.hidden(input, &Positions::new(batch, device), ad.depth(), &mut taps);
-            ad.head(h, Some(flat_rows(&positions, device)))
+            match ad.plain_head() {
+                Some(e) if sweep => Head::Rows(ad.head_norm(h, Some(at)), e.clone().inner()),
+                _ => Head::Logits(ad.head(h, Some(at))),
+            }
         });
-        let [_, n, vocab] = logits.dims();
-        let logits = logits.reshape([n, vocab]);
-        let per_row = match objective {
-            Objective::CrossEntropy => label_log_likelihood(logits, batch, &positions).neg(),
-            Objective::Kl(reference) => kl_rows(logits, reference)?,
-        };
-        let loss = match weighting {
-            Weighting::Groups(None) => per_row.mean(),
-            Weighting::Groups(Some(counts)) => group_means(per_row, counts),
-            Weighting::Each(w) => {
-                let w = TensorData::new(w.to_vec(), [w.len()]);
-                (per_row * Tensor::from_data(w, device)).sum()
+        let (loss, loss_value) = match head {
+            Head::Logits(logits) => {
+                let [_, n, vocab] = logits.dims();
+                let logits = logits.reshape([n, vocab]);
+                let per_row = match objective {
+                    Objective::CrossEntropy => {
+                        label_log_likelihood(logits, batch, &positions).neg()
+                    }
+                    Objective::Kl(reference) => kl_rows(logits, reference)?,
+                };
+                let loss = match weighting {
+                    Weighting::Groups(None) => per_row.mean(),
+                    Weighting::Groups(Some(counts)) => group_means(per_row, counts),
+                    Weighting::Each(w) => {
+                        let w = TensorData::new(w.to_vec(), [w.len()]);
+                        (per_row * Tensor::from_data(w, device)).sum()
+                    }
+                };
+                let value: f32 = loss.clone().inner().into_scalar().elem();
+                (loss, value)
+            }
+            Head::Rows(rows, e) => {
+                let [_, n, d] = rows.dims();
+                let rows = rows.reshape([n, d]);
+                let targets = label_targets(batch, &positions, device).reshape([n]);
+                let (nll, grad) = head_nll(rows.clone().inner(), &e, targets, HEAD_BLOCK_ROWS);
+                let w = weighting.per_position(n)?;
+                let w = Tensor::<B, 1>::from_data(TensorData::new(w, [n]), device);
+                let value: f32 = (nll * w.clone()).sum().into_scalar().elem();
+                // The weighted gradient at the rows, back-propagated from there.
+                let seed = Tensor::from_inner(grad * w.unsqueeze_dim(1));
+                ((rows * seed).sum(), value)
             }
         };
-        let loss_value: f32 = loss.clone().inner().into_scalar().elem();
         let grads = loss.backward();
         let rows = flat_rows::<B>(&positions, device);
         let flat = |t: Tensor<B, 3>| {
@@ -894,6 +938,13 @@ impl<B: Backend> CausalLm<B> {
     }
 }
 
+/// What a gradient pass's head gives: the logits at the labelled rows, or those rows before a
+/// plain head E for [`head_nll`].
+enum Head<B: Backend> {
+    Logits(Tensor<Autodiff<B>, 3>),
+    Rows(Tensor<Autodiff<B>, 3>, Tensor<B, 2>),
+}
+
 /// Whether a gradient pass computes Γ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Gammas {
@@ -907,6 +958,27 @@ enum Weighting {
     Groups(Option<Vec<usize>>),
     /// The sum weighted position by position.
     Each(Vec<f32>),
+}
+
+impl Weighting {
+    /// Each of the `n` positions' weight in the loss.
+    fn per_position(&self, n: usize) -> Result<Vec<f32>, LlmError> {
+        let w = match self {
+            Self::Groups(None) => vec![1.0 / n as f32; n],
+            Self::Groups(Some(counts)) => counts
+                .iter()
+                .flat_map(|&c| std::iter::repeat_n(1.0 / c as f32, c))
+                .collect(),
+            Self::Each(w) => w.clone(),
+        };
+        if w.len() != n {
+            return Err(LlmError::Batch(format!(
+                "{} loss weights for {n} labelled positions",
+                w.len()
+            )));
+        }
+        Ok(w)
+    }
 }
 
 /// One part of a split gradient pass: its rows, how its positions' losses add up, and (KL)
@@ -935,16 +1007,17 @@ fn kl_reference<'a, B: Backend>(
 /// The parts a pass is split into by default: [`crate::parts::CPU_PASS_PARTS`] on the CPU
 /// backends, 1 elsewhere (a GPU runs one pass's work in parallel already).
 fn default_parts<B: Backend>() -> usize {
+    if on_cpu::<B>() { CPU_PASS_PARTS } else { 1 }
+}
+
+/// Whether `B` is one of the CPU backends.
+fn on_cpu<B: Backend>() -> bool {
     use std::any::TypeId;
     let cpu = [
         TypeId::of::<emsedit_tensor::Cpu>(),
         TypeId::of::<emsedit_tensor::NdArrayCpu>(),
     ];
-    if cpu.contains(&TypeId::of::<B>()) {
-        CPU_PASS_PARTS
-    } else {
-        1
-    }
+    cpu.contains(&TypeId::of::<B>())
 }
 
 /// `KL(p_ref ‖ p)` per labelled position (full softmax over the vocabulary), averaged, from

@@ -7,12 +7,21 @@
 //! beyond its tokens (docs/performance.md); and those two packed into rows
 //! (`CausalLm::edit_gradients_packed`, what the editors run), split into a pass per core (the
 //! CPU default, `emsedit_llm::parts`), without Γ (`CausalLm::edit_keys_packed`, CACHE's pass)
-//! and as one pass. The cases before the last split their rows the same way.
+//! and as one pass. The cases before the last split their rows the same way. Beside them, the
+//! uncached pass with the head's loss through autodiff instead of
+//! [`emsedit_llm::head_loss`]'s one sweep, and the head alone at 12 rows both ways.
 
 use std::hint::black_box;
 use std::time::Duration;
 
+use burn::backend::Autodiff;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Int, Tensor, TensorData};
+use criterion::BenchmarkGroup;
 use criterion::Criterion;
+use criterion::measurement::WallTime;
+use emsedit_llm::head_loss::{HEAD_BLOCK_ROWS, head_nll};
+use emsedit_llm::layers::lm_logits;
 use emsedit_llm::{Batch, CausalLm, IGNORE};
 use emsedit_tensor::{Cpu, cpu};
 
@@ -86,6 +95,18 @@ pub fn bench_model(c: &mut Criterion, dir_name: &str, group: &str, names: &[Stri
             })
         });
     }
+    // The uncached pass with the head through autodiff (reads E twice) instead of one sweep.
+    lm.stop_prefix_cache();
+    lm.set_head_sweep(false);
+    group.bench_function("forward_backward_edit_hooks_autodiff_head", |b| {
+        b.iter(|| {
+            let g = lm.edit_gradients(&batch, &modules).unwrap();
+            black_box(g.gammas[0].clone().into_data())
+        })
+    });
+    lm.set_head_sweep(true);
+    head_cases(&mut group, &lm);
+    lm.start_prefix_cache(&modules);
     // The same rows as two passes of 4 (the cache is still on: both halves hit it).
     let halves = [half(&batch, 0), half(&batch, 1)];
     group.bench_function("two_micro_batches_of_4_prefix_cached", |b| {
@@ -135,4 +156,35 @@ fn half(batch: &Batch, i: usize) -> Batch {
         attention_mask: batch.attention_mask[span.clone()].to_vec(),
         labels: batch.labels[span].to_vec(),
     }
+}
+
+/// The head alone at one part's 12 labelled rows: the loss and its input gradient through
+/// autodiff against [`head_nll`]'s one sweep.
+fn head_cases(group: &mut BenchmarkGroup<'_, WallTime>, lm: &CausalLm<Cpu>) {
+    let Some(e) = lm.plain_head() else { return };
+    let [vocab, d] = e.dims();
+    let n = 12;
+    let h: Vec<f32> = (0..n * d)
+        .map(|i| ((i * 31) % 97) as f32 / 97.0 - 0.5)
+        .collect();
+    let h = Tensor::<Cpu, 2>::from_data(TensorData::new(h, [n, d]), &cpu());
+    let ids: Vec<i64> = (0..n as i64).map(|i| (i * 7919) % vocab as i64).collect();
+    let e_ad = Tensor::<Autodiff<Cpu>, 2>::from_inner(e.clone());
+    group.bench_function("head_12_rows_autodiff", |b| {
+        b.iter(|| {
+            let x = Tensor::<Autodiff<Cpu>, 2>::from_inner(h.clone()).require_grad();
+            let logits = lm_logits(x.clone().unsqueeze::<3>(), &e_ad).reshape([n, vocab]);
+            let t = Tensor::from_data(TensorData::new(ids.clone(), [n, 1]), &cpu());
+            let loss = log_softmax(logits, 1).gather(1, t).sum().neg();
+            let grads = loss.backward();
+            black_box(x.grad(&grads).unwrap().into_data())
+        })
+    });
+    group.bench_function("head_12_rows_sweep", |b| {
+        b.iter(|| {
+            let t = Tensor::<Cpu, 1, Int>::from_data(TensorData::new(ids.clone(), [n]), &cpu());
+            let (nll, g) = head_nll(h.clone(), &e, t, HEAD_BLOCK_ROWS);
+            black_box((nll.into_data(), g.into_data()))
+        })
+    });
 }

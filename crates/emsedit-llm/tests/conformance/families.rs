@@ -65,6 +65,42 @@ fn gemma2_matches_transformers() {
     check_family("gemma2");
 }
 
+/// The head's one sweep ([`emsedit_llm::head_loss`]) and autodiff through the logits give the
+/// same loss, keys, output gradients and Γ, on the families with a plain head; GPT-J's biased
+/// head and Gemma-2's soft-capped one keep autodiff.
+#[test]
+fn head_sweep_matches_autodiff_through_the_logits() {
+    for family in ["gptj", "gemma2"] {
+        let lm = CausalLm::<Cpu>::load(&fixture(family), &cpu()).unwrap();
+        assert!(lm.plain_head().is_none(), "{family}: no plain head");
+    }
+    for family in ["gpt2", "llama"] {
+        let golden = Golden::load(family);
+        let mut lm = CausalLm::<Cpu>::load(&fixture(family), &cpu()).unwrap();
+        assert!(lm.plain_head().is_some(), "{family}: a plain head");
+        let batch = golden.batch();
+        let modules: Vec<_> = golden
+            .edited_modules()
+            .iter()
+            .map(|n| lm.module(n).unwrap())
+            .collect();
+        let sweep = lm.edit_gradients(&batch, &modules).unwrap();
+        lm.set_head_sweep(false);
+        let autodiff = lm.edit_gradients(&batch, &modules).unwrap();
+        assert!((sweep.loss - autodiff.loss).abs() <= 1e-5 * autodiff.loss.abs().max(1.0));
+        for (what, got, want) in [
+            ("keys", &sweep.keys, &autodiff.keys),
+            ("out_grads", &sweep.out_grads, &autodiff.out_grads),
+            ("gammas", &sweep.gammas, &autodiff.gammas),
+        ] {
+            for (g, w) in got.iter().zip(want) {
+                let err = rel_diff(&values(g.clone()).1, &values(w.clone()).1);
+                assert!(err <= 1e-5, "{family}: {what} relative difference {err}");
+            }
+        }
+    }
+}
+
 #[test]
 fn edit_then_revert_is_bit_identical() {
     let mut lm = CausalLm::<Cpu>::load(&fixture("gpt2"), &cpu()).unwrap();
