@@ -708,8 +708,13 @@ pub fn run_with_progress<B: Backend>(
     progress(Phase::ScoringBefore);
     let before = scores(&lm, &all)?;
     let step_sizes = editor.step_sizes();
-    let trained_records =
-        config.train_epochs * train_batches.iter().map(|b| b.records).sum::<usize>();
+    // A training-free editor (FT, UltraEdit) is handed an experiment's training batches too,
+    // and trains on none of them.
+    let trained_records = if editor.train_batches(config.num_seq) == 0 {
+        0
+    } else {
+        config.train_epochs * train_batches.iter().map(|b| b.records).sum::<usize>()
+    };
 
     let glue_every = config.glue_every.filter(|_| !input.glue.is_empty());
     let mut glue = Vec::new();

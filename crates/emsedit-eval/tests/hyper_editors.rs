@@ -7,7 +7,7 @@ use emsedit_eval::scenario::{Phase, Run, ScenarioConfig, edit_batches, run, run_
 use emsedit_eval::synthetic::{FactWorld, Split, WorldConfig};
 use emsedit_llm::{CausalLm, LmTokenizer};
 use emsedit_meta::hypernet::HyperConfig;
-use emsedit_meta::{Editor, HyperEditor, HyperEditorConfig};
+use emsedit_meta::{Editor, Ft, FtConfig, HyperEditor, HyperEditorConfig};
 use emsedit_tensor::{Cpu, cpu, rng_lock, seed};
 
 fn fixture() -> std::path::PathBuf {
@@ -312,8 +312,23 @@ fn each_editor_trains_on_the_reference_budget() {
     // An explicit count is every editor's.
     let mut scenario = ScenarioConfig::sequential(4, 3);
     scenario.train_batches = Some(2);
-    let (_, report) = run_with(HyperEditorConfig::malmen(modules(), 1), scenario);
+    let (_, report) = run_with(HyperEditorConfig::malmen(modules(), 1), scenario.clone());
     assert_eq!(report.train_records, 8);
+    // A training-free editor is handed them too and trains on none.
+    let lm = CausalLm::<Cpu>::load(&fixture(), &cpu()).unwrap();
+    let tok = LmTokenizer::load_dir(&fixture()).unwrap();
+    let (train, eval) = (world_records(Split::Train), world_records(Split::Eval));
+    let input = Run {
+        model: &lm,
+        tokenizer: &tok,
+        train: &train,
+        eval: &eval,
+        source: None,
+        skipped: Vec::new(),
+        glue: &[],
+    };
+    let report = run(&mut Ft::new(FtConfig::new(modules())), &input, &scenario).unwrap();
+    assert_eq!(report.train_records, 0);
 }
 
 #[test]

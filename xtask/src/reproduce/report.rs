@@ -94,8 +94,13 @@ impl Agg<'_> {
         has_training(self.cell).then(|| mean(&self.values(|r| r.report.train_seconds_per_edit)))
     }
 
-    /// Training records per run (the mean over seeds, which all see the same count).
+    /// Training records per run (the mean over seeds, which all see the same count); 0 for
+    /// methods without a training phase, whose older records counted an experiment's
+    /// `train_batches` they never trained on.
     pub fn train_records(&self) -> String {
+        if !has_training(self.cell) {
+            return "0".into();
+        }
         let counts = self.values(|r| r.report.train_records as f64);
         format!("{}", mean(&counts).round())
     }
