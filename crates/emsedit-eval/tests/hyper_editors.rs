@@ -67,6 +67,16 @@ fn run_with(
     c: HyperEditorConfig,
     scenario: ScenarioConfig,
 ) -> (HyperEditor<Cpu>, emsedit_eval::scenario::Report) {
+    let mut editor = HyperEditor::new(config(c));
+    let report = run_editor(&mut editor, &scenario);
+    (editor, report)
+}
+
+/// `scenario` for `editor` on the fixture model and the fact world's records, seeded alike.
+fn run_editor(
+    editor: &mut dyn Editor<Cpu>,
+    scenario: &ScenarioConfig,
+) -> emsedit_eval::scenario::Report {
     seed::<Cpu>(&cpu(), 11);
     let lm = CausalLm::<Cpu>::load(&fixture(), &cpu()).unwrap();
     let tok = LmTokenizer::load_dir(&fixture()).unwrap();
@@ -80,9 +90,7 @@ fn run_with(
         skipped: Vec::new(),
         glue: &[],
     };
-    let mut editor = HyperEditor::new(config(c));
-    let report = run(&mut editor, &input, &scenario).unwrap();
-    (editor, report)
+    run(editor, &input, scenario).unwrap()
 }
 
 #[test]
@@ -315,19 +323,7 @@ fn each_editor_trains_on_the_reference_budget() {
     let (_, report) = run_with(HyperEditorConfig::malmen(modules(), 1), scenario.clone());
     assert_eq!(report.train_records, 8);
     // A training-free editor is handed them too and trains on none.
-    let lm = CausalLm::<Cpu>::load(&fixture(), &cpu()).unwrap();
-    let tok = LmTokenizer::load_dir(&fixture()).unwrap();
-    let (train, eval) = (world_records(Split::Train), world_records(Split::Eval));
-    let input = Run {
-        model: &lm,
-        tokenizer: &tok,
-        train: &train,
-        eval: &eval,
-        source: None,
-        skipped: Vec::new(),
-        glue: &[],
-    };
-    let report = run(&mut Ft::new(FtConfig::new(modules())), &input, &scenario).unwrap();
+    let report = run_editor(&mut Ft::new(FtConfig::new(modules())), &scenario);
     assert_eq!(report.train_records, 0);
 }
 

@@ -43,26 +43,21 @@ pub fn head_nll<B: Backend>(
         maxes.push(max);
         start += len;
     }
-    let max = Tensor::cat(maxes.clone(), 1).max_dim(1);
-    let mut total = None;
-    let mut acc = None;
-    for ((m, s), w) in maxes.into_iter().zip(sums).zip(weighted) {
-        let scale = (m - max.clone()).exp();
-        let s = s * scale.clone();
-        let w = w * scale;
-        total = Some(match total {
-            None => s,
-            Some(t) => t + s,
-        });
-        acc = Some(match acc {
-            None => w,
-            Some(a) => a + w,
-        });
-    }
-    let (total, acc) = match (total, acc) {
-        (Some(t), Some(a)) => (t, a),
-        // An empty head: no probability anywhere.
-        _ => return (h.zeros_like().sum_dim(1).reshape([n]), h.zeros_like()),
+    // An empty head: no probability anywhere.
+    let empty = || (h.zeros_like().sum_dim(1).reshape([n]), h.zeros_like());
+    let Some(max) = maxes.iter().cloned().reduce(|a, b| a.max_pair(b)) else {
+        return empty();
+    };
+    let scales: Vec<_> = maxes.into_iter().map(|m| (m - max.clone()).exp()).collect();
+    let rescaled = |parts: Vec<Tensor<B, 2>>| {
+        parts
+            .into_iter()
+            .zip(&scales)
+            .map(|(p, k)| p * k.clone())
+            .reduce(|a, b| a + b)
+    };
+    let (Some(total), Some(acc)) = (rescaled(sums), rescaled(weighted)) else {
+        return empty();
     };
     let target_rows = e.clone().select(0, targets);
     let target_logit = (h * target_rows.clone()).sum_dim(1);
@@ -128,6 +123,16 @@ mod tests {
                 "gradient",
             );
         }
+    }
+
+    #[test]
+    fn an_empty_head_gives_zeros() {
+        let e = Tensor::<Cpu, 2>::from_data(TensorData::new(Vec::<f32>::new(), [0, 4]), &cpu());
+        let h = tensor::<Cpu>(3, 4, 5);
+        let targets = Tensor::<Cpu, 1, Int>::from_data(TensorData::new(vec![0i64; 3], [3]), &cpu());
+        let (nll, grad) = head_nll(h, &e, targets, 16);
+        assert_eq!(nll.into_data().into_vec::<f32>().unwrap(), vec![0.0; 3]);
+        assert_eq!(grad.into_data().into_vec::<f32>().unwrap(), vec![0.0; 12]);
     }
 
     #[test]

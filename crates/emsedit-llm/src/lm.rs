@@ -961,23 +961,16 @@ enum Weighting {
 }
 
 impl Weighting {
-    /// Each of the `n` positions' weight in the loss.
+    /// Each of the `n` positions' weight in the loss ([`position_weights`] for group means).
     fn per_position(&self, n: usize) -> Result<Vec<f32>, LlmError> {
-        let w = match self {
-            Self::Groups(None) => vec![1.0 / n as f32; n],
-            Self::Groups(Some(counts)) => counts
-                .iter()
-                .flat_map(|&c| std::iter::repeat_n(1.0 / c as f32, c))
-                .collect(),
-            Self::Each(w) => w.clone(),
-        };
-        if w.len() != n {
-            return Err(LlmError::Batch(format!(
+        match self {
+            Self::Groups(counts) => position_weights(n, counts.as_deref()),
+            Self::Each(w) if w.len() == n => Ok(w.clone()),
+            Self::Each(w) => Err(LlmError::Batch(format!(
                 "{} loss weights for {n} labelled positions",
                 w.len()
-            )));
+            ))),
         }
-        Ok(w)
     }
 }
 

@@ -17,11 +17,7 @@ fn check_family(family: &str) {
     eprintln!("{family}: logits max-abs error {err:.2e}");
     assert!(err <= 1e-4, "{family}: logits max-abs error {err}");
 
-    let modules: Vec<_> = golden
-        .edited_modules()
-        .iter()
-        .map(|n| lm.module(n).unwrap())
-        .collect();
+    let modules = golden.module_ids(&lm);
     let grads = lm.edit_gradients(&batch, &modules).unwrap();
     let want_loss = golden.get("loss").1[0];
     assert!(
@@ -79,11 +75,7 @@ fn head_sweep_matches_autodiff_through_the_logits() {
         let mut lm = CausalLm::<Cpu>::load(&fixture(family), &cpu()).unwrap();
         assert!(lm.plain_head().is_some(), "{family}: a plain head");
         let batch = golden.batch();
-        let modules: Vec<_> = golden
-            .edited_modules()
-            .iter()
-            .map(|n| lm.module(n).unwrap())
-            .collect();
+        let modules = golden.module_ids(&lm);
         let sweep = lm.edit_gradients(&batch, &modules).unwrap();
         lm.set_head_sweep(false);
         let autodiff = lm.edit_gradients(&batch, &modules).unwrap();

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use emsedit_llm::Batch;
+use emsedit_llm::{Batch, CausalLm, ModuleId};
 use safetensors::{Dtype, SafeTensors};
 
 pub fn fixture(family: &str) -> PathBuf {
@@ -75,6 +75,14 @@ impl Golden {
             .unwrap()
             .iter()
             .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// [`Golden::edited_modules`] resolved in `lm`.
+    pub fn module_ids<B: burn::tensor::backend::Backend>(&self, lm: &CausalLm<B>) -> Vec<ModuleId> {
+        self.edited_modules()
+            .iter()
+            .map(|n| lm.module(n).unwrap())
             .collect()
     }
 }

@@ -1,6 +1,6 @@
 //! Micro-batches packed into one row ([`Batch::pack`]) give the separate passes' numbers.
 
-use emsedit_llm::{Batch, CausalLm, EditGrads, IGNORE, ModuleId, Objective};
+use emsedit_llm::{Batch, CausalLm, EditGrads, IGNORE, Objective};
 use emsedit_tensor::{Cpu, cpu};
 
 use crate::golden::{Golden, fixture, rel_diff, values};
@@ -90,11 +90,7 @@ fn check(family: &str) {
     let batch = golden.batch();
     assert!(batch.batch >= 2, "{family}: the test needs two rows");
     let lm = CausalLm::<Cpu>::load(&fixture(family), &cpu()).unwrap();
-    let modules: Vec<ModuleId> = golden
-        .edited_modules()
-        .iter()
-        .map(|n| lm.module(n).unwrap())
-        .collect();
+    let modules = golden.module_ids(&lm);
     // Micro-batches of different widths and padding, as an editor's are.
     let last = batch.batch - 1;
     let micro = vec![

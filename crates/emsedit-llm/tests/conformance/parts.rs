@@ -2,7 +2,7 @@
 //! numbers.
 
 use emsedit_llm::parts::row_parts;
-use emsedit_llm::{Batch, CausalLm, IGNORE, ModuleId, Objective};
+use emsedit_llm::{Batch, CausalLm, IGNORE, Objective};
 use emsedit_tensor::{Cpu, cpu};
 
 use crate::golden::{Golden, fixture, rel_diff, values};
@@ -28,11 +28,7 @@ fn check(family: &str) {
     whole.set_pass_parts(1);
     let mut split = whole.clone();
     split.set_pass_parts(2);
-    let modules: Vec<ModuleId> = golden
-        .edited_modules()
-        .iter()
-        .map(|n| whole.module(n).unwrap())
-        .collect();
+    let modules = golden.module_ids(&whole);
     // Micro-batches of the golden rows, one or two rows each, until they pack into three rows
     // or more; the last micro-batch without labels on its first row.
     let mut micro = Vec::new();
