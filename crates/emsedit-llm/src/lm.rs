@@ -370,6 +370,13 @@ impl<B: Backend> CausalLm<B> {
 
     /// Logits at every position (batch × time × V), or at the flat rows `at` (1 × N × V).
     fn logits(&self, batch: &Batch, at: Option<&[i64]>) -> Result<Tensor<B, 3>, LlmError> {
+        let h = self.last_hidden(batch)?;
+        let at = at.map(|rows| flat_rows(rows, &self.device));
+        Ok(each_arch!(&self.arch, m => m.head(h, at)))
+    }
+
+    /// The hidden states entering the head (batch × time × d).
+    fn last_hidden(&self, batch: &Batch) -> Result<Tensor<B, 3>, LlmError> {
         batch.validate(self.vocab_size(), self.context_len())?;
         let cache = match self.prefix.layer() {
             Some(_) => &self.prefix,
@@ -377,11 +384,7 @@ impl<B: Backend> CausalLm<B> {
         };
         let input = self.input(cache, batch, &[], |h| h);
         let layout = Positions::new(batch, &self.device);
-        let at = at.map(|rows| flat_rows(rows, &self.device));
-        Ok(each_arch!(&self.arch, m => {
-            let h = m.hidden(input, &layout, m.depth(), &mut Taps::none());
-            m.head(h, at)
-        }))
+        Ok(each_arch!(&self.arch, m => m.hidden(input, &layout, m.depth(), &mut Taps::none())))
     }
 
     /// Logits at the batch's labelled positions (N × V, in [`Batch::label_positions`]
@@ -444,18 +447,21 @@ impl<B: Backend> CausalLm<B> {
         Ok(old)
     }
 
-    /// Logits (batch × time × V); split by rows into [`CausalLm::set_pass_parts`] passes
-    /// run in parallel when the batch has several rows.
+    /// Logits (batch × time × V); the blocks split by rows into [`CausalLm::set_pass_parts`]
+    /// passes run in parallel when the batch has several rows, the head one product over all
+    /// rows (each part's own head read and packed all of E, and their logits were copied
+    /// again to join them).
     pub fn forward(&self, batch: &Batch) -> Result<Tensor<B, 3>, LlmError> {
         let parts = token_parts(batch, self.parts);
         if parts.len() < 2 {
             return self.logits(batch, None);
         }
         batch.validate(self.vocab_size(), self.context_len())?;
-        let logits = scoped_map(parts, |rows| self.logits(&batch.rows(rows), None))
+        let hidden = scoped_map(parts, |rows| self.last_hidden(&batch.rows(rows)))
             .into_iter()
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Tensor::cat(logits, 0))
+        let h = Tensor::cat(hidden, 0);
+        Ok(each_arch!(&self.arch, m => m.head(h, None)))
     }
 
     /// The most likely next token at every position (batch × time, row-major).

@@ -18,7 +18,7 @@ use emsedit::llm::{CausalLm, LmTokenizer};
 use emsedit::tensor::burn::tensor::backend::Backend;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::matrix::{Cell, DatasetKind, GlueEntry, resolve};
 
@@ -343,6 +343,8 @@ fn cell_progress<'a>(bar: &'a ProgressBar, id: &'a str) -> impl FnMut(Phase) + '
         if training || logged.elapsed().as_secs() >= 60 {
             logged = Instant::now();
             info!("{id}: {text} ({:.0}s)", start.elapsed().as_secs_f64());
+        } else {
+            debug!("{id}: {text} ({:.1}s)", start.elapsed().as_secs_f64());
         }
     }
 }
