@@ -142,7 +142,37 @@ pub fn bench_model(c: &mut Criterion, dir_name: &str, group: &str, names: &[Stri
             black_box(g.gammas[0].clone().into_data());
         })
     });
+    lm.set_pass_parts(emsedit_llm::parts::CPU_PASS_PARTS);
+    lm.stop_prefix_cache();
+    shift_cases(&mut group, &mut lm, &batch, &modules);
     group.finish();
+}
+
+/// An edit's `W + Δ` on every edited module (row-major Δ, as the editors make them), and
+/// the uncached forward + backward on the model the shifts left.
+fn shift_cases(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    lm: &mut CausalLm<Cpu>,
+    batch: &Batch,
+    modules: &[emsedit_llm::ModuleId],
+) {
+    let shifts: Vec<Tensor<Cpu, 2>> = modules
+        .iter()
+        .map(|&m| Tensor::full(lm.weight(m).dims(), 1e-7, &cpu()))
+        .collect();
+    group.bench_function("apply_shifts_edited_modules", |b| {
+        b.iter(|| {
+            for (&m, s) in modules.iter().zip(&shifts) {
+                black_box(lm.apply_shift(m, s).unwrap());
+            }
+        })
+    });
+    group.bench_function("forward_backward_edit_hooks_after_shifts", |b| {
+        b.iter(|| {
+            let g = lm.edit_gradients(batch, modules).unwrap();
+            black_box(g.gammas[0].clone().into_data())
+        })
+    });
 }
 
 /// Rows `[4i, 4i + 4)` of the bench batch.
