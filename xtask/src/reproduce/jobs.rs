@@ -94,6 +94,35 @@ pub fn longest_first<'a>(
     order.into_iter().map(|(_, c)| c).collect()
 }
 
+/// Streams of at least this many edits make a hypernetwork editor's cell run alone.
+pub const ALONE_FROM_EDITS: usize = 100;
+
+/// Whether `cell` runs alone with every core rather than beside another cell: a hypernetwork
+/// editor (trained; not FT or UltraEdit) on a stream of at least [`ALONE_FROM_EDITS`] edits,
+/// except RLEdit's sequential cells. On 2 cores such a cell took 0.24–0.57 (batch) and
+/// 0.29–0.41 (sequential EMSEdit and MALMEN2) of its time beside another cell when run alone
+/// on both threads, so one at a time finishes them sooner; RLEdit's sequential training (many
+/// small backtracking passes) took 0.67, the search's small cells and FT's and UltraEdit's
+/// streams 0.88–1.16, so two at once stays best for them (docs/results.md, "Runs and
+/// wall-clock on 2 cores").
+pub fn runs_alone(cell: &Cell) -> bool {
+    use emsedit::methods::MethodKind;
+    let kind = cell.method.kind;
+    let trained = !matches!(kind, MethodKind::Ft | MethodKind::UltraEdit);
+    let sequential = cell.scenario.num_seq > 1;
+    let edits = cell.scenario.n_edits.saturating_mul(cell.scenario.num_seq);
+    trained && edits >= ALONE_FROM_EDITS && !(sequential && kind == MethodKind::Rledit)
+}
+
+/// `order` with the cells that run alone first (each group in its given order): they run one
+/// at a time on every core, then the rest N at once.
+pub fn alone_first(order: Vec<&Cell>) -> Vec<&Cell> {
+    let (mut alone, shared): (Vec<&Cell>, Vec<&Cell>) =
+        order.into_iter().partition(|c| runs_alone(c));
+    alone.extend(shared);
+    alone
+}
+
 struct Running<'a> {
     cell: &'a Cell,
     dir: PathBuf,
@@ -110,25 +139,36 @@ pub fn run(
     results: &mut Results,
 ) -> Result<Outcome, String> {
     let exe = self_exe()?;
-    let threads = threads_per_job(jobs.n);
+    let (threads, alone_threads) = (threads_per_job(jobs.n), threads_per_job(1));
     let work = out.join(".jobs");
     let matrix = matrix_args(&jobs.matrix, &work)?;
+    let alone = pending.iter().filter(|c| runs_alone(c)).count();
     info!(
-        "running up to {} cells at once, {threads} threads each (logs under {})",
+        "running up to {} cells at once, {threads} threads each, after {alone} cells of \
+         hypernetwork editors on {ALONE_FROM_EDITS}+ edits one at a time on {alone_threads} \
+         threads (docs/reproduce.md; logs under {})",
         jobs.n,
         work.display()
     );
     let bar = super::progress::cells_bar(pending.len() as u64);
     let mut outcome = Outcome::default();
-    let mut queue = pending.iter().enumerate();
+    let mut queue = pending.iter().enumerate().peekable();
     let mut running: Vec<Running> = Vec::new();
     loop {
-        while running.len() < jobs.n {
+        while let Some(&(_, &next)) = queue.peek() {
+            let (limit, n_threads) = if runs_alone(next) {
+                (1, alone_threads)
+            } else {
+                (jobs.n, threads)
+            };
+            if running.len() >= limit || running.iter().any(|r| runs_alone(r.cell)) {
+                break;
+            }
             let Some((i, &cell)) = queue.next() else {
                 break;
             };
             super::runner::log_start(i, pending.len(), cell);
-            match start(&exe, &matrix, jobs, threads, &work, cell) {
+            match start(&exe, &matrix, jobs, n_threads, &work, cell) {
                 Ok(r) => running.push(r),
                 Err(e) => {
                     error!("cell {} failed: {e}", cell.id);

@@ -110,7 +110,9 @@ pub struct Args {
     /// Run up to N cells at once, each in its own process with the cores shared out
     /// (`RAYON_NUM_THREADS` = cores / N unless set). On 2 cores `--jobs 2` finishes a matrix
     /// sooner than one cell at a time with 2 threads; each cell's times then measure a cell
-    /// sharing the machine (docs/reproduce.md).
+    /// sharing the machine. Hypernetwork editors on streams of 100+ edits (not RLEdit's
+    /// sequential ones) run first, one at a time on every core, which is faster for them
+    /// (docs/reproduce.md).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
     /// Run only the cell with this key and write no reports (what `--jobs` starts).
@@ -276,7 +278,7 @@ pub fn execute(opts: &Options) -> Result<(), String> {
             }
         }
         let order = jobs::longest_first(&pending, |c| seconds.get(c.group.as_str()).copied());
-        jobs::run(jobs, out, &order, &mut results)?
+        jobs::run(jobs, out, &jobs::alone_first(order), &mut results)?
     } else {
         match opts.device {
             DeviceKind::Cpu => runner::run_cells::<emsedit::Cpu>(

@@ -631,3 +631,43 @@ fn records_name_the_commit_that_computed_them() {
     let bare = temp_dir("no-git");
     assert_eq!(describe_checkout(&bare), None);
 }
+
+#[test]
+fn hypernetwork_cells_on_long_streams_run_alone_and_first() {
+    use emsedit::methods::MethodKind;
+    let m = Matrix::parse(TINY, "tiny.toml", &root()).unwrap();
+    let base = m.cells[0].clone();
+    let cell = |i: usize, kind, n_edits, num_seq| {
+        let mut c = base.clone();
+        c.key = format!("cell-{i}");
+        c.method.kind = kind;
+        c.scenario.n_edits = n_edits;
+        c.scenario.num_seq = num_seq;
+        c
+    };
+    let cells = [
+        cell(0, MethodKind::EmsEdit, 10, 10),
+        cell(1, MethodKind::Ft, 10, 10),
+        cell(2, MethodKind::Malmen, 100, 1),
+        cell(3, MethodKind::UltraEdit, 100, 1),
+        cell(4, MethodKind::Rledit, 5, 5),
+        cell(5, MethodKind::Mend, 25, 4),
+        cell(6, MethodKind::Malmen, 99, 1),
+        cell(7, MethodKind::Rledit, 10, 10),
+        cell(8, MethodKind::Rledit, 100, 1),
+    ];
+    let alone: Vec<bool> = cells.iter().map(jobs::runs_alone).collect();
+    assert_eq!(
+        alone,
+        [true, false, true, false, false, true, false, false, true]
+    );
+    let order = jobs::alone_first(cells.iter().collect());
+    let keys: Vec<&str> = order.iter().map(|c| c.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "cell-0", "cell-2", "cell-5", "cell-8", "cell-1", "cell-3", "cell-4", "cell-6",
+            "cell-7"
+        ]
+    );
+}
