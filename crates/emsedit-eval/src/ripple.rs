@@ -5,9 +5,11 @@
 //!
 //! "Produces" is greedy decoding; it emits an answer's tokens exactly when the teacher-forced
 //! argmax equals every token of `" " + answer` (token accuracy 1, spec §5.1), which is how it
-//! is computed here, in micro-batches.
+//! is computed here: the prompts' next tokens first, then the answers that start with them.
 
-use emsedit_llm::{CausalLm, LmTokenizer};
+use std::collections::HashMap;
+
+use emsedit_llm::{Batch, CausalLm, IGNORE, LmTokenizer};
 use emsedit_tensor::burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
@@ -40,28 +42,97 @@ pub struct RippleReport {
     pub families: Vec<FamilyScore>,
 }
 
+/// Distinct prompts scored for their next token in one packed pass: a bound on the logits
+/// a pass holds (prompts × vocabulary; Gemma-3's vocabulary is 262,144).
+const PROMPTS_PER_PASS: usize = 64;
+
+/// Micro-batches of whole answers scored in one packed pass.
+const MICRO_BATCHES_PER_PASS: usize = 16;
+
+/// The most likely next token after each prompt (token ids, BOS included where the
+/// tokenizer adds one), from packed passes with the head at each prompt's last token only.
+pub fn next_tokens<B: Backend>(
+    lm: &CausalLm<B>,
+    prompts: &[Vec<i64>],
+) -> Result<Vec<i64>, RunError> {
+    let mut out = Vec::with_capacity(prompts.len());
+    for group in prompts.chunks(PROMPTS_PER_PASS) {
+        let rows: Vec<Batch> = group
+            .iter()
+            .map(|p| {
+                let mut labels = vec![IGNORE; p.len()];
+                if let Some(last) = labels.last_mut() {
+                    // Any valid id: only the position counts.
+                    *last = 0;
+                }
+                Batch {
+                    batch: 1,
+                    time: p.len(),
+                    input_ids: p.clone(),
+                    attention_mask: vec![1; p.len()],
+                    labels,
+                }
+            })
+            .collect();
+        let packed = Batch::pack(&rows)?;
+        let argmax = lm.label_argmax(&packed)?;
+        out.extend(packed.label_positions().iter().map(|&p| argmax[p as usize]));
+    }
+    Ok(out)
+}
+
 /// Whether `lm` produces one of each query's answers after its prompt.
+///
+/// Greedy decoding emits an answer only when the answer's first token is the prompt's most
+/// likely next token. One pass over the distinct prompts finds that token; only the answers
+/// that start with it are scored whole. The same decisions as scoring every answer (up to
+/// float rounding), for a fraction of the work: a query has about nine answers with their
+/// aliases, and most differ from the model's choice at the first token.
 pub fn answered<B: Backend>(
     lm: &CausalLm<B>,
     tok: &LmTokenizer,
     queries: &[&Query],
     chunk: usize,
 ) -> Result<Vec<bool>, RunError> {
-    let mut owner = Vec::new();
-    let mut tuples = Vec::new();
+    let mut prompts: Vec<Vec<i64>> = Vec::new();
+    let mut prompt_index: HashMap<Vec<i64>, usize> = HashMap::new();
+    // (query, its prompt's index, the answer's first token, the tokenized answer)
+    let mut answers = Vec::new();
     for (i, q) in queries.iter().enumerate() {
         for answer in &q.answers {
-            owner.push(i);
-            tuples.push(tokenize(
-                tok,
-                &Tuple::new(q.prompt.clone(), answer.clone(), None),
-            )?);
+            let t = tokenize(tok, &Tuple::new(q.prompt.clone(), answer.clone(), None))?;
+            // labels = [IGNORE] × (|P| − 1) ⊕ answer: the prompt ends at the first label.
+            let Some(first) = t.labels.iter().position(|&l| l != IGNORE) else {
+                continue;
+            };
+            let prompt = t.input_ids[..=first].to_vec();
+            let next = prompt_index.len();
+            let p = *prompt_index.entry(prompt.clone()).or_insert(next);
+            if p == prompts.len() {
+                prompts.push(prompt);
+            }
+            answers.push((i, p, t.labels[first], t));
         }
     }
+    let next = next_tokens(lm, &prompts)?;
     let mut out = vec![false; queries.len()];
-    for mb in collate(&tuples, chunk, false) {
-        let accuracy = score(lm, std::slice::from_ref(&mb))?;
-        for (row, acc) in mb.rows.iter().zip(accuracy) {
+    let (mut owner, mut whole) = (Vec::new(), Vec::new());
+    for (i, p, first, t) in answers {
+        if first != next[p] {
+            continue;
+        }
+        if t.answer_len() == 1 {
+            out[i] = true;
+        } else {
+            owner.push(i);
+            whole.push(t);
+        }
+    }
+    let batches = collate(&whole, chunk, false);
+    for group in batches.chunks(MICRO_BATCHES_PER_PASS) {
+        let accuracy = score(lm, group)?;
+        let rows = group.iter().flat_map(|mb| &mb.rows);
+        for (row, acc) in rows.zip(accuracy) {
             if acc >= 1.0 {
                 out[owner[*row]] = true;
             }
@@ -70,34 +141,40 @@ pub fn answered<B: Backend>(
     Ok(out)
 }
 
-/// Per test: whether it passes on `lm` (its queries combined by OR or AND).
-fn passes<B: Backend>(
-    lm: &CausalLm<B>,
-    tok: &LmTokenizer,
-    cases: &[&TestCase],
-    conditions: bool,
-    chunk: usize,
-) -> Result<Vec<bool>, RunError> {
-    fn pick(c: &TestCase, conditions: bool) -> &[Query] {
-        if conditions {
-            &c.conditions
-        } else {
-            &c.queries
-        }
-    }
-    let queries: Vec<&Query> = cases.iter().flat_map(|c| pick(c, conditions)).collect();
-    let mut ok = answered(lm, tok, &queries, chunk)?.into_iter();
-    Ok(cases
+/// The queries of `cases` (their conditions with `conditions`), test after test.
+fn queries_of<'a>(cases: &[&'a TestCase], conditions: bool) -> Vec<&'a Query> {
+    cases
+        .iter()
+        .flat_map(|c| {
+            if conditions {
+                &c.conditions
+            } else {
+                &c.queries
+            }
+        })
+        .collect()
+}
+
+/// Per test: whether it passes, from its queries' results in [`queries_of`] order (combined
+/// by OR or AND; conditions always by AND).
+fn passes(cases: &[&TestCase], answered: &[bool], conditions: bool) -> Vec<bool> {
+    let mut ok = answered.iter().copied();
+    cases
         .iter()
         .map(|c| {
-            let results: Vec<bool> = ok.by_ref().take(pick(c, conditions).len()).collect();
+            let n = if conditions {
+                c.conditions.len()
+            } else {
+                c.queries.len()
+            };
+            let results: Vec<bool> = ok.by_ref().take(n).collect();
             if conditions || c.all_of {
                 results.iter().all(|&b| b)
             } else {
                 results.iter().any(|&b| b)
             }
         })
-        .collect())
+        .collect()
 }
 
 fn share(hits: impl Iterator<Item = bool>) -> f64 {
@@ -122,9 +199,18 @@ pub fn ripple_report<B: Backend>(
     if records.iter().all(|r| r.ripple.is_none()) {
         return Ok(None);
     }
-    let applies = passes(before, tok, &all, true, chunk)?;
-    let was = passes(before, tok, &all, false, chunk)?;
-    let now = passes(after, tok, &all, false, chunk)?;
+    let (conditions, queries) = (queries_of(&all, true), queries_of(&all, false));
+    // The unedited model's conditions and queries in one call: its distinct prompts once.
+    let unedited = answered(
+        before,
+        tok,
+        &[conditions.as_slice(), &queries].concat(),
+        chunk,
+    )?;
+    let (conditions_ok, was_ok) = unedited.split_at(conditions.len());
+    let applies = passes(&all, conditions_ok, true);
+    let was = passes(&all, was_ok, false);
+    let now = passes(&all, &answered(after, tok, &queries, chunk)?, false);
     let families = Family::ALL
         .into_iter()
         .filter_map(|family| {

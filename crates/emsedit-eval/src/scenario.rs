@@ -174,10 +174,12 @@ pub fn sequence_preference<B: Backend>(
             .map(|t| tokenize(tok, t))
             .collect::<Result<Vec<_>, _>>()?;
         let mut out = vec![0.0; targets.len()];
-        for mb in collate(&tokenized, chunk, false) {
-            let lp = lm.label_logprobs(&mb.batch)?;
-            for (row, value) in mb.rows.iter().zip(sequence_logprob(&mb.batch, &lp)) {
-                out[*row] = value;
+        let batches = collate(&tokenized, chunk, false);
+        for group in batches.chunks(LOGPROB_MICRO_BATCHES) {
+            for (mb, lp) in group.iter().zip(label_logprobs(lm, group)?) {
+                for (row, value) in mb.rows.iter().zip(sequence_logprob(&mb.batch, &lp)) {
+                    out[*row] = value;
+                }
             }
         }
         Ok(out)
@@ -200,6 +202,32 @@ pub fn sequence_preference<B: Backend>(
         .zip(&old)
         .map(|(n, o)| f64::from(u8::from(n > o)))
         .collect())
+}
+
+/// Micro-batches whose log-probabilities one packed pass computes: a bound on the
+/// log-softmax it holds (labelled positions × vocabulary).
+const LOGPROB_MICRO_BATCHES: usize = 8;
+
+/// [`CausalLm::label_logprobs`] of each micro-batch (in its own batch × time layout), from
+/// one pass over them packed together ([`Batch::pack`]).
+fn label_logprobs<B: Backend>(
+    lm: &CausalLm<B>,
+    batches: &[MicroBatch],
+) -> Result<Vec<Vec<f32>>, LlmError> {
+    let rows: Vec<Batch> = batches.iter().map(|mb| mb.batch.clone()).collect();
+    let Ok(packed) = Batch::pack(&rows) else {
+        return batches
+            .iter()
+            .map(|mb| lm.label_logprobs(&mb.batch))
+            .collect();
+    };
+    let lp = lm.label_logprobs(&packed)?;
+    let picked: Vec<f32> = packed
+        .label_positions()
+        .iter()
+        .map(|&p| lp[p as usize])
+        .collect();
+    Ok(unpack(batches, &picked))
 }
 
 /// One edit batch: what the editor gets, and the micro-batches (with old labels and row
@@ -614,6 +642,10 @@ pub enum Phase {
     },
     /// Scoring the edited model.
     ScoringAfter,
+    /// Comparing the new and old targets' probabilities on the edited model (CounterFact).
+    ScoringSequences,
+    /// Scoring the RippleEdits tests on the unedited and the edited model.
+    ScoringRipple,
 }
 
 impl std::fmt::Display for Phase {
@@ -637,6 +669,8 @@ impl std::fmt::Display for Phase {
             Self::Trained { batch, of, .. } => write!(f, "trained on {batch}/{of} batches"),
             Self::Edited { batch, of } => write!(f, "edited {batch}/{of} batches"),
             Self::ScoringAfter => f.write_str("scoring the edited model"),
+            Self::ScoringSequences => f.write_str("comparing new and old targets"),
+            Self::ScoringRipple => f.write_str("scoring the RippleEdits tests"),
         }
     }
 }
@@ -753,6 +787,7 @@ pub fn run_with_progress<B: Backend>(
         _ => scores(&lm, &all)?,
     };
     let sequence = if eval.iter().any(|r| r.edit.old_target.is_some()) {
+        progress(Phase::ScoringSequences);
         let pool = |pick: &dyn Fn(&EditRecord) -> Vec<Tuple>| -> Result<f64, RunError> {
             let tuples: Vec<Tuple> = eval.iter().flat_map(pick).collect();
             Ok(mean(&sequence_preference(&lm, tok, &tuples, chunk)?))
@@ -765,6 +800,9 @@ pub fn run_with_progress<B: Backend>(
     } else {
         None
     };
+    if eval.iter().any(|r| r.ripple.is_some()) {
+        progress(Phase::ScoringRipple);
+    }
     let ripple = ripple_report(input.model, &lm, tok, &eval, chunk)?;
     Ok(Report {
         glue,
