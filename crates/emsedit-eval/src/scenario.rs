@@ -221,13 +221,7 @@ fn label_logprobs<B: Backend>(
             .map(|mb| lm.label_logprobs(&mb.batch))
             .collect();
     };
-    let lp = lm.label_logprobs(&packed)?;
-    let picked: Vec<f32> = packed
-        .label_positions()
-        .iter()
-        .map(|&p| lp[p as usize])
-        .collect();
-    Ok(unpack(batches, &picked))
+    Ok(unpack(batches, &packed, &lm.label_logprobs(&packed)?))
 }
 
 /// One edit batch: what the editor gets, and the micro-batches (with old labels and row
@@ -298,17 +292,16 @@ pub fn score<B: Backend>(lm: &CausalLm<B>, batches: &[MicroBatch]) -> Result<Vec
     let Ok(packed) = Batch::pack(&rows) else {
         return score_each(lm, batches);
     };
-    let at = packed.label_positions();
     let mut out = Vec::new();
     if plain {
         let argmax = lm.label_argmax(&packed)?;
-        let picked: Vec<i64> = at.iter().map(|&p| argmax[p as usize]).collect();
-        for (mb, argmax) in batches.iter().zip(unpack(batches, &picked)) {
+        for (mb, argmax) in batches.iter().zip(unpack(batches, &packed, &argmax)) {
             out.extend(token_accuracy(&mb.batch, &argmax));
         }
         return Ok(out);
     }
     // The old target's token at each labelled position, micro-batch after micro-batch.
+    let at = packed.label_positions();
     let mut old_at = Vec::with_capacity(at.len());
     for mb in batches {
         let old = mb.old_labels.as_deref().unwrap_or_default();
@@ -326,11 +319,9 @@ pub fn score<B: Backend>(lm: &CausalLm<B>, batches: &[MicroBatch]) -> Result<Vec
         old[p as usize] = t;
     }
     let logits = lm.label_token_logits(&packed, &[&new, &old])?;
-    let pick = |v: &[f32]| -> Vec<f32> { at.iter().map(|&p| v[p as usize]).collect() };
-    let (new_at, old_at) = (pick(&logits[0]), pick(&logits[1]));
-    let per_batch = unpack(batches, &new_at)
+    let per_batch = unpack(batches, &packed, &logits[0])
         .into_iter()
-        .zip(unpack(batches, &old_at));
+        .zip(unpack(batches, &packed, &logits[1]));
     for (mb, (new, old)) in batches.iter().zip(per_batch) {
         let labels = mb.old_labels.as_deref().unwrap_or_default();
         out.extend(counterfact_scores(
@@ -344,10 +335,12 @@ pub fn score<B: Backend>(lm: &CausalLm<B>, batches: &[MicroBatch]) -> Result<Vec
     Ok(out)
 }
 
-/// Values at the labelled positions of all `batches` in order, laid back into each
-/// micro-batch's own batch × time layout (default elsewhere).
-fn unpack<T: Copy + Default>(batches: &[MicroBatch], values: &[T]) -> Vec<Vec<T>> {
-    let mut rest = values.iter();
+/// Values at the labelled positions of `packed` (one per flat position of it; `batches`
+/// packed together, [`Batch::pack`]), laid back into each micro-batch's own batch × time
+/// layout (default elsewhere).
+fn unpack<T: Copy + Default>(batches: &[MicroBatch], packed: &Batch, values: &[T]) -> Vec<Vec<T>> {
+    let at = packed.label_positions();
+    let mut rest = at.iter().map(|&p| &values[p as usize]);
     batches
         .iter()
         .map(|mb| {
